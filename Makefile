@@ -1,0 +1,65 @@
+# Aegis Studio: `make run` to try it, `make test` to test it. `make` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+# The test suite runs on the real services; override these to point elsewhere.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/aegis
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+
+.DEFAULT_GOAL := help
+.PHONY: help install run web worker services browser test lint format bench clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed ## Create .venv and install the app with its dev tools (idempotent)
+
+run: install ## Migrate, load the demo, start web and worker on SQLite, print the URL and logins
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	@echo
+	@echo "  Aegis Studio: http://127.0.0.1:$(PORT)/   (Ctrl+C stops web and worker)"
+	@echo
+	@trap 'kill 0' EXIT INT TERM; \
+	  $(VENV)/bin/celery -A config worker -Q default --loglevel=WARNING --concurrency=2 & \
+	  $(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+web: install ## Start only the web process
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+worker: install ## Start only a Celery worker for imports, exports and reports
+	$(VENV)/bin/celery -A config worker -Q default --loglevel=INFO --concurrency=2
+
+services: ## Start PostgreSQL and Redis here if they are not answering
+	@scripts/services.sh
+
+browser: ## Install Debian's Chromium for the browser tests if it is missing
+	@scripts/browser.sh
+
+test: install services browser ## Run the whole suite on PostgreSQL and Redis
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
+	  DJANGO_DEBUG=1 $(VENV)/bin/pytest -n 2 --dist loadgroup $(ARGS)
+
+lint: install ## ruff, mypy on the domain modules, import-linter contracts
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+format: install ## Apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install services ## Run the benchmarks in bench/ against PostgreSQL
+	DATABASE_URL=$(TEST_DATABASE_URL) DJANGO_DEBUG=1 $(PY) bench/import.py
+
+clean: ## Remove the virtualenv and local data (SQLite files, uploads)
+	rm -rf $(VENV) var

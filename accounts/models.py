@@ -1,0 +1,45 @@
+"""People who use Aegis Studio and the role each one has (DESIGN section 1)."""
+
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models
+
+
+class Role(models.TextChoices):
+    ANNOTATOR = "annotator", "Annotator"
+    LEAD = "lead", "Lead"
+    ADMIN = "admin", "Admin"
+
+
+class UserQuerySet(models.QuerySet["User"]):
+    def annotators(self) -> "UserQuerySet":
+        return self.filter(role=Role.ANNOTATOR)
+
+    def leads(self) -> "UserQuerySet":
+        return self.filter(role__in=[Role.LEAD, Role.ADMIN])
+
+
+class AegisUserManager(UserManager.from_queryset(UserQuerySet)):  # type: ignore[misc]
+    pass
+
+
+class User(AbstractUser):
+    """A person with one role; imported raters (from other tools) are inactive users."""
+
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+    # Set for raters that came with an imported file (Aegis 1.0 slots, Label Studio
+    # users); they hold votes but cannot log in.
+    imported_from = models.CharField(max_length=64, blank=True, default="")
+
+    objects = AegisUserManager()
+
+    class Meta:
+        ordering = ["username"]
+
+    @property
+    def is_lead(self) -> bool:
+        """Leads and admins may run the lead's screens (admins can do all a lead can)."""
+        return self.role in (Role.LEAD, Role.ADMIN) or self.is_superuser
+
+    @property
+    def is_admin_role(self) -> bool:
+        return self.role == Role.ADMIN or self.is_superuser

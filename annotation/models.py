@@ -1,0 +1,385 @@
+"""Batches, dialogues, every vote on them (human, model, imported) and import jobs."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Count, Q
+from django.db.models.functions import Coalesce
+
+from taxonomy.models import Category, Taxonomy
+
+
+class LabelValue(models.TextChoices):
+    SAFE = "safe", "Safe"
+    NEEDS_CAUTION = "needs_caution", "Needs caution"
+    UNSAFE = "unsafe", "Unsafe"
+
+
+class NeedsCautionPolicy(models.TextChoices):
+    # Aegis 2.0's release mapped needs_caution to safe ("permissive").
+    PERMISSIVE = "permissive", "Permissive (needs caution counts as safe)"
+    DEFENSIVE = "defensive", "Defensive (needs caution counts as unsafe)"
+
+
+class BatchStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+    ARCHIVED = "archived", "Archived"
+
+
+class BatchQuerySet(models.QuerySet["Batch"]):
+    def with_counts(self) -> "BatchQuerySet":
+        """Dialogue and label counts in one query (subqueries, not a join product)."""
+        dialogues = (
+            Dialogue.objects.filter(batch=models.OuterRef("pk"))
+            .order_by()
+            .values("batch")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        labels = (
+            Label.objects.filter(dialogue__batch=models.OuterRef("pk"))
+            .order_by()
+            .values("dialogue__batch")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        annotators = (
+            Assignment.objects.filter(batch=models.OuterRef("pk"))
+            .order_by()
+            .values("batch")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return self.annotate(
+            n_dialogues=Coalesce(models.Subquery(dialogues), 0),
+            n_labels=Coalesce(models.Subquery(labels), 0),
+            n_annotators=Coalesce(models.Subquery(annotators), 0),
+        )
+
+
+class Batch(models.Model):
+    """A set of dialogues labelled against one taxonomy version by assigned annotators."""
+
+    name = models.CharField(max_length=100, unique=True)
+    taxonomy = models.ForeignKey(
+        Taxonomy, on_delete=models.PROTECT, related_name="batches"
+    )
+    labels_required = models.PositiveSmallIntegerField(default=3)
+    needs_caution_policy = models.CharField(
+        max_length=16,
+        choices=NeedsCautionPolicy.choices,
+        default=NeedsCautionPolicy.PERMISSIVE,
+    )
+    asks_response_label = models.BooleanField(
+        default=False, help_text="Annotators also label the response on its own."
+    )
+    instructions = models.TextField(blank=True, default="", help_text="Markdown.")
+    status = models.CharField(
+        max_length=16, choices=BatchStatus.choices, default=BatchStatus.ACTIVE
+    )
+    annotators = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        through="Assignment",
+        related_name="batches",
+        blank=True,
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = BatchQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "name"]
+        verbose_name_plural = "batches"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(labels_required__gte=1),
+                name="batch_labels_required_positive",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Assignment(models.Model):
+    batch = models.ForeignKey(
+        Batch, on_delete=models.CASCADE, related_name="assignments"
+    )
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
+    assigned_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["batch", "annotator"], name="assignment_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator_id} on {self.batch_id}"
+
+
+class Augmentation(models.TextChoices):
+    NONE = "", "Original"
+    REFUSAL = "refusal", "Refusal (data augmentation)"
+
+
+class DialogueQuerySet(models.QuerySet["Dialogue"]):
+    def originals(self) -> "DialogueQuerySet":
+        return self.filter(augmentation=Augmentation.NONE)
+
+
+class Dialogue(models.Model):
+    """A user prompt, optionally answered by an assistant, possibly over several turns.
+
+    `turns` is the whole conversation; `prompt` and `response` are its last user turn
+    and the assistant turn that answers it, the pair that gets labelled.
+    """
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="dialogues")
+    external_id = models.CharField(max_length=255)
+    source = models.CharField(max_length=64, blank=True, default="")
+    augmentation = models.CharField(
+        max_length=16,
+        choices=Augmentation.choices,
+        blank=True,
+        default=Augmentation.NONE,
+    )
+    turns = models.JSONField()
+    prompt = models.TextField()
+    response = models.TextField(null=True, blank=True)
+    # Redacted rows keep their place but not their text: the source may not be shared.
+    redacted = models.BooleanField(default=False)
+    reconstruction_id = models.CharField(max_length=255, null=True, blank=True)
+    content_hash = models.CharField(max_length=64)
+    metadata = models.JSONField(default=dict, blank=True)
+    import_job = models.ForeignKey(
+        "ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = DialogueQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["batch", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["batch", "content_hash"],
+                name="dialogue_unique_content_per_batch",
+            ),
+            models.UniqueConstraint(
+                fields=["batch", "external_id"],
+                condition=Q(augmentation=""),
+                name="dialogue_unique_external_id_per_batch",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.batch_id}:{self.external_id}"
+
+    @property
+    def has_response(self) -> bool:
+        return self.response is not None
+
+
+class VoteKind(models.TextChoices):
+    HUMAN = "human", "Human"
+    MODEL = "model", "Model (jury)"
+    REFERENCE = "reference", "Imported reference label"
+
+
+class LabelQuerySet(models.QuerySet["Label"]):
+    def human(self) -> "LabelQuerySet":
+        return self.filter(kind=VoteKind.HUMAN)
+
+
+class Label(models.Model):
+    """One vote on a dialogue: a human's, a judge model's, or an imported final label.
+
+    Human votes are dialogue-level (DESIGN section 3): `label` is required, categories
+    are required when unsafe. A model vote may be invalid: then `label` is empty and
+    `raw_output` holds what the model said.
+    """
+
+    dialogue = models.ForeignKey(
+        Dialogue, on_delete=models.CASCADE, related_name="labels"
+    )
+    kind = models.CharField(max_length=16, choices=VoteKind.choices)
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="labels",
+    )
+    judge = models.CharField(max_length=100, blank=True, default="")
+    run_key = models.CharField(max_length=64, blank=True, default="")
+    label = models.CharField(
+        max_length=16, choices=LabelValue.choices, null=True, blank=True
+    )
+    response_label = models.CharField(
+        max_length=16, choices=LabelValue.choices, null=True, blank=True
+    )
+    categories = models.ManyToManyField(
+        Category, through="LabelCategory", related_name="labels", blank=True
+    )
+    other_text = models.TextField(blank=True, default="")
+    comment = models.TextField(blank=True, default="")
+    time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
+    valid = models.BooleanField(default=True)
+    raw_output = models.TextField(blank=True, default="")
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # For imported reference labels: where the released label came from.
+    prompt_label_source = models.CharField(max_length=64, blank=True, default="")
+    response_label_source = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = LabelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["dialogue", "id"]
+        indexes = [
+            models.Index(
+                fields=["annotator", "-created_at"], name="label_annotator_recent"
+            )
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dialogue", "annotator"],
+                condition=Q(kind="human"),
+                name="label_one_human_vote_per_annotator",
+            ),
+            models.UniqueConstraint(
+                fields=["dialogue", "judge", "run_key"],
+                condition=Q(kind="model"),
+                name="label_one_model_vote_per_run",
+            ),
+            models.UniqueConstraint(
+                fields=["dialogue"],
+                condition=Q(kind="reference"),
+                name="label_one_reference_per_dialogue",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="human") | Q(annotator__isnull=False),
+                name="label_human_has_annotator",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="model") | ~Q(judge=""),
+                name="label_model_has_judge",
+            ),
+            models.CheckConstraint(
+                condition=Q(valid=False) | Q(label__in=[v.value for v in LabelValue]),
+                name="label_valid_has_value",
+            ),
+            models.CheckConstraint(
+                condition=Q(response_label__isnull=True)
+                | Q(response_label__in=[v.value for v in LabelValue]),
+                name="label_response_label_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = self.annotator_id or self.judge or self.kind
+        return f"{self.dialogue_id} {who}: {self.label}"
+
+
+class LabelCategory(models.Model):
+    """A category chosen in a vote; `position` keeps the order the rater gave."""
+
+    label = models.ForeignKey(
+        Label, on_delete=models.CASCADE, related_name="label_categories"
+    )
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["label", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["label", "category"], name="label_category_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label_id}: {self.category_id}"
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for a worker"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ImportKind(models.TextChoices):
+    DIALOGUES = "dialogues", "Dialogues"
+    LABELS = "labels", "Labels"
+
+
+class ImportJobQuerySet(models.QuerySet["ImportJob"]):
+    def unfinished(self) -> "ImportJobQuerySet":
+        return self.filter(status__in=[JobStatus.PENDING, JobStatus.RUNNING])
+
+
+class ImportJob(models.Model):
+    """An upload being imported by a worker; its progress is what the page polls."""
+
+    kind = models.CharField(
+        max_length=16, choices=ImportKind.choices, default=ImportKind.DIALOGUES
+    )
+    batch_name = models.CharField(max_length=100)
+    batch = models.ForeignKey(
+        Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="imports"
+    )
+    format = models.CharField(max_length=32, blank=True, default="")
+    options = models.JSONField(default=dict, blank=True)
+    file_path = models.CharField(max_length=500)
+    original_name = models.CharField(max_length=255)
+    status = models.CharField(
+        max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING
+    )
+    phase = models.CharField(max_length=32, blank=True, default="")
+    rows_total = models.PositiveIntegerField(null=True, blank=True)
+    rows_read = models.PositiveIntegerField(default=0)
+    imported = models.PositiveIntegerField(default=0)
+    skipped_duplicates = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    error_count = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ImportJobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} of {self.original_name} into {self.batch_name}"
+
+    @property
+    def percent(self) -> int:
+        if self.status == JobStatus.SUCCEEDED:
+            return 100
+        if not self.rows_total:
+            return 0
+        return min(99, int(100 * self.rows_read / self.rows_total))
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
