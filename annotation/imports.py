@@ -6,6 +6,7 @@ import) and bulk inserts for votes.
 """
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from annotation.importing.readers import (
     sniff,
 )
 from annotation.models import (
+    BATCH_NAME_PATTERN,
     Batch,
     Dialogue,
     ImportJob,
@@ -142,6 +144,11 @@ def import_dialogues(
     display_name = display_name or path.name
     source, fmt = resolve_format(path, display_name, fmt)
     batch = Batch.objects.select_related("taxonomy").filter(name=batch_name).first()
+    if batch is None and create_batch and not re.match(BATCH_NAME_PATTERN, batch_name):
+        raise ImportFailed(
+            f"batch name {batch_name!r}: use letters, digits, spaces, dots, dashes "
+            "and underscores only"
+        )
     if batch is None and not create_batch:
         raise ImportFailed(
             f"batch {batch_name!r} does not exist; create it first or pass --create-batch"

@@ -1,6 +1,7 @@
 """Batches, dialogues, every vote on them (human, model, imported) and import jobs."""
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Count, Q
 from django.db.models.functions import Coalesce
@@ -24,6 +25,10 @@ class BatchStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     PAUSED = "paused", "Paused"
     ARCHIVED = "archived", "Archived"
+
+
+# Batch names appear in URLs and file names.
+BATCH_NAME_PATTERN = r"^[\w][\w .\-]*$"
 
 
 class BatchQuerySet(models.QuerySet["Batch"]):
@@ -60,7 +65,16 @@ class BatchQuerySet(models.QuerySet["Batch"]):
 class Batch(models.Model):
     """A set of dialogues labelled against one taxonomy version by assigned annotators."""
 
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(
+        max_length=100,
+        unique=True,
+        validators=[
+            RegexValidator(
+                BATCH_NAME_PATTERN,
+                "Use letters, digits, spaces, dots, dashes and underscores only.",
+            )
+        ],
+    )
     taxonomy = models.ForeignKey(
         Taxonomy, on_delete=models.PROTECT, related_name="batches"
     )

@@ -12,3 +12,12 @@ MEDIA_ROOT = DATA_DIR / "test-media"
 STORAGES["staticfiles"] = {  # noqa: F405
     "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
 }
+
+# pytest-xdist runs one process per core, each with its own test database; each gets
+# its own Redis database too, so one process's worker never takes another's tasks.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+_broker = os.environ.get("CELERY_BROKER_URL", "")
+if _broker.startswith("redis://"):
+    _index = 15 - int(_worker.removeprefix("gw") or 0) % 8
+    CELERY_BROKER_URL = _broker.rsplit("/", 1)[0] + f"/{_index}"
+MEDIA_ROOT = DATA_DIR / f"test-media-{_worker}"

@@ -25,7 +25,9 @@ class Command(BaseCommand):
                 "status": b.status,
                 "annotators": b.n_annotators,
             }
-            for b in Batch.objects.with_counts().select_related("taxonomy").order_by("name")
+            for b in Batch.objects.with_counts()
+            .select_related("taxonomy")
+            .order_by("name")
         ]
         if opts["json"]:
             self.stdout.write(json.dumps(rows))

@@ -1,0 +1,172 @@
+"""Imports run by a worker: queue an uploaded file, then run it with live progress."""
+
+import logging
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import get_valid_filename
+
+from accounts.models import User
+from annotation.importing.formats import FormatOptions
+from annotation.importing.readers import count_records, sniff
+from annotation.imports import (
+    ImportFailed,
+    ImportResult,
+    import_dialogues,
+    import_labels,
+)
+from annotation.models import Batch, ImportJob, ImportKind, JobStatus
+
+log = logging.getLogger(__name__)
+
+
+def upload_dir() -> Path:
+    return Path(settings.MEDIA_ROOT) / "imports"
+
+
+def start_import(
+    *,
+    upload: UploadedFile,
+    kind: str,
+    batch_name: str,
+    fmt: str,
+    options: dict[str, Any],
+    by: User,
+) -> ImportJob:
+    """Store the upload and queue its import; the task is sent once this commits."""
+    from annotation.tasks import run_import
+
+    folder = upload_dir() / uuid.uuid4().hex
+    folder.mkdir(parents=True, exist_ok=True)
+    name = get_valid_filename(Path(upload.name or "upload").name) or "upload"
+    path = folder / name
+    with path.open("wb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+    with transaction.atomic():
+        job = ImportJob.objects.create(
+            kind=kind,
+            batch_name=batch_name,
+            batch=Batch.objects.filter(name=batch_name).first(),
+            format=fmt,
+            options=options,
+            file_path=str(path),
+            original_name=name,
+            created_by=by,
+        )
+        transaction.on_commit(lambda: run_import.delay(job.pk))
+    return job
+
+
+def run_import_job(*, job_id: int) -> ImportJob:
+    """Run one queued import. A redelivered task for a finished job does nothing.
+
+    Not atomic on purpose: progress is written as it goes so the page can show it;
+    the import itself is one transaction inside `import_dialogues`/`import_labels`.
+    """
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job_id)
+        if job.finished:
+            return job
+        job.status = JobStatus.RUNNING
+        job.started_at = timezone.now()
+        job.phase = "counting"
+        job.save(update_fields=["status", "started_at", "phase"])
+
+    path = Path(job.file_path)
+
+    def progress(rows: int, phase: str) -> None:
+        ImportJob.objects.filter(pk=job_id).update(rows_read=rows, phase=phase)
+
+    try:
+        total = count_records(sniff(path, job.original_name))
+        ImportJob.objects.filter(pk=job_id).update(rows_total=total, phase="reading")
+        result = _run(job, path, progress)
+    except ImportFailed as exc:
+        _finish(job_id, status=JobStatus.FAILED, errors=[{"text": str(exc)}], count=1)
+    except Exception as exc:
+        log.exception("import %s failed", job_id)
+        _finish(
+            job_id,
+            status=JobStatus.FAILED,
+            errors=[{"text": f"The import stopped on an internal error: {exc}"}],
+            count=1,
+        )
+    else:
+        _finish(
+            job_id,
+            status=JobStatus.SUCCEEDED
+            if result.written or not result.error_count
+            else JobStatus.FAILED,
+            errors=[e.as_dict() | {"text": str(e)} for e in result.errors],
+            count=result.error_count,
+            result=result,
+        )
+    finally:
+        if path.parent.parent == upload_dir():
+            shutil.rmtree(path.parent, ignore_errors=True)
+    return ImportJob.objects.get(pk=job_id)
+
+
+def _run(job: ImportJob, path: Path, progress: Any) -> ImportResult:
+    opts = job.options or {}
+    if job.kind == ImportKind.LABELS:
+        return import_labels(
+            path=path,
+            batch_name=job.batch_name,
+            create_annotators=bool(opts.get("create_annotators")),
+            skip_invalid=bool(opts.get("skip_invalid")),
+            display_name=job.original_name,
+            progress=progress,
+        )
+    return import_dialogues(
+        path=path,
+        batch_name=job.batch_name,
+        fmt=job.format or None,
+        create_batch=bool(opts.get("create_batch")),
+        skip_invalid=bool(opts.get("skip_invalid")),
+        options=FormatOptions(
+            hh_transcript=opts.get("transcript", "chosen"),
+            hh_first_turn_only=bool(opts.get("first_turn_only")),
+        ),
+        display_name=job.original_name,
+        by=job.created_by,
+        job=job,
+        progress=progress,
+    )
+
+
+def _finish(
+    job_id: int,
+    *,
+    status: str,
+    errors: list[dict[str, Any]],
+    count: int,
+    result: ImportResult | None = None,
+) -> None:
+    fields: dict[str, Any] = {
+        "status": status,
+        "errors": errors,
+        "error_count": count,
+        "finished_at": timezone.now(),
+        "phase": "",
+    }
+    if result is not None:
+        fields |= {
+            "imported": result.imported if result.written else 0,
+            "skipped_duplicates": result.skipped_duplicates,
+            "format": result.format if result.format != "labels" else "",
+            "batch": Batch.objects.filter(name=result.batch).first(),
+        }
+    job = ImportJob.objects.get(pk=job_id)
+    for key, value in fields.items():
+        setattr(job, key, value)
+    if job.rows_total:
+        job.rows_read = job.rows_total
+    job.save()

@@ -1,0 +1,26 @@
+"""python manage.py seed_demo: the demo batch and users (idempotent)."""
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation.demo import ANNOTATORS, DEMO_PASSWORD, seed_demo
+
+
+class Command(BaseCommand):
+    help = "Create the demo batch, annotator1..12, lead and admin; safe to run again."
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        result = seed_demo()
+        if result.imported.error_count:
+            raise CommandError("; ".join(str(e) for e in result.imported.errors[:5]))
+        n = result.batch.dialogues.count()
+        self.stdout.write(
+            f"Demo batch '{result.batch.name}': {n} dialogues "
+            f"({result.imported.imported} new), {len(ANNOTATORS)} annotators assigned, "
+            f"{result.batch.labels_required} votes required per dialogue."
+        )
+        self.stdout.write(f"Logins (password for all: {DEMO_PASSWORD}):")
+        self.stdout.write(f"  annotators  {ANNOTATORS[0]} .. {ANNOTATORS[-1]}")
+        self.stdout.write("  lead        lead")
+        self.stdout.write("  admin       admin   (also the Django admin at /admin/)")

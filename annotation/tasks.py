@@ -1,0 +1,19 @@
+"""Celery tasks of the annotation app: thin wrappers that load ids and call services."""
+
+from celery import shared_task
+from kombu.exceptions import OperationalError as BrokerError
+
+from annotation.jobs import run_import_job
+
+
+@shared_task(
+    name="annotation.run_import",
+    queue="default",
+    acks_late=True,
+    autoretry_for=(BrokerError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def run_import(job_id: int) -> str:
+    job = run_import_job(job_id=job_id)
+    return job.status

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from annotation import views
+
+app_name = "annotation"
+
+urlpatterns = [
+    path("batches/", views.batch_list, name="batch_list"),
+    path("batches/<str:name>/", views.batch_detail, name="batch_detail"),
+    path("imports/", views.import_list, name="import_list"),
+    path("imports/new/", views.import_new, name="import_new"),
+    path("imports/<int:pk>/", views.import_detail, name="import_detail"),
+]

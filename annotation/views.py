@@ -1,0 +1,113 @@
+"""HTML pages: home, batches and imports (leads)."""
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
+
+from accounts.models import User
+from accounts.permissions import lead_required
+from annotation.forms import ImportForm
+from annotation.jobs import start_import
+from annotation.models import Batch, ImportJob
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+    user: User  # type: ignore[assignment]
+
+
+@require_GET
+@login_required
+def home(request: HtmxHttpRequest) -> HttpResponse:
+    if request.user.is_lead:
+        return redirect("annotation:batch_list")
+    batches = Batch.objects.filter(assignments__annotator=request.user).with_counts()
+    return render(request, "annotation/home.html", {"batches": batches, "nav": "home"})
+
+
+@require_GET
+@lead_required
+def batch_list(request: HtmxHttpRequest) -> HttpResponse:
+    batches = Batch.objects.with_counts().select_related("taxonomy").order_by("name")
+    return render(
+        request, "annotation/batch_list.html", {"batches": batches, "nav": "batches"}
+    )
+
+
+@require_GET
+@lead_required
+def batch_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    batch = get_object_or_404(
+        Batch.objects.with_counts().select_related("taxonomy"), name=name
+    )
+    page = Paginator(batch.dialogues.order_by("id"), 50).get_page(
+        request.GET.get("page")
+    )
+    context = {
+        "batch": batch,
+        "page": page,
+        "imports": batch.imports.select_related("created_by")[:10],
+        "annotators": batch.annotators.order_by("username"),
+        "nav": "batches",
+    }
+    return render(request, "annotation/batch_detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@lead_required
+def import_new(request: HtmxHttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = ImportForm(request.POST, request.FILES)
+        if form.is_valid():
+            job = start_import(
+                upload=form.cleaned_data["file"],
+                kind=form.cleaned_data["kind"],
+                batch_name=form.cleaned_data["batch"],
+                fmt=form.cleaned_data["format"],
+                options=form.options(),
+                by=request.user,
+            )
+            if request.htmx:
+                return HttpResponseClientRedirect(job_url(job))
+            return redirect(job_url(job))
+    else:
+        form = ImportForm(initial={"batch": request.GET.get("batch", "")})
+    template = "annotation/import_new.html"
+    if request.htmx:
+        template += "#import-form"
+    return render(
+        request,
+        template,
+        {"form": form, "batches": Batch.objects.order_by("name"), "nav": "imports"},
+    )
+
+
+def job_url(job: ImportJob) -> str:
+    from django.urls import reverse
+
+    return reverse("annotation:import_detail", args=[job.pk])
+
+
+@require_GET
+@lead_required
+def import_list(request: HtmxHttpRequest) -> HttpResponse:
+    jobs = ImportJob.objects.select_related("created_by", "batch")[:100]
+    return render(
+        request, "annotation/import_list.html", {"jobs": jobs, "nav": "imports"}
+    )
+
+
+@require_GET
+@lead_required
+def import_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(
+        ImportJob.objects.select_related("batch", "created_by"), pk=pk
+    )
+    template = "annotation/import_detail.html"
+    if request.htmx:
+        template += "#import-progress"
+    return render(request, template, {"job": job, "nav": "imports"})

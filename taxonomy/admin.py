@@ -1,0 +1,30 @@
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from taxonomy.models import Category, Taxonomy
+
+
+class CategoryInline(admin.TabularInline):
+    model = Category
+    extra = 0
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None or not obj.is_published
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None or not obj.is_published
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None or not obj.is_published
+
+
+@admin.register(Taxonomy)
+class TaxonomyAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "status", "published_at", "parent")
+    inlines = [CategoryInline]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Published versions are frozen; clone them on the Taxonomy page instead.
+        return obj is None or not obj.is_published
