@@ -112,6 +112,11 @@ def resolve_format(path: Path, display_name: str, fmt: str | None) -> tuple[Any,
         return source, fmt
     columns, first = peek_columns(source)
     detected = detect_format(columns, first, source.container)
+    if detected is None and first is None:
+        # Nothing could be read: say why (a broken first line, a corrupt file).
+        problem = next(iter(read_records(source)), None)
+        if isinstance(problem, RowError):
+            raise ImportFailed(str(problem))
     if detected is None:
         shown = ", ".join(columns[:12]) or "none"
         raise ImportFailed(
@@ -525,7 +530,8 @@ def import_labels(
             "pk", flat=True
         )
     )
-    names = {cell(r.data, "annotator") for r in records} - {None}
+    # Stripped as in _parse_label_row, so " anna " finds the user anna.
+    names = {name.strip() for r in records if (name := cell(r.data, "annotator"))}
     users = {u.username: u for u in User.objects.filter(username__in=names)}
     existing = _existing_votes(batch)
     planned: dict[tuple[int, str], tuple[tuple[Any, ...], int]] = {}

@@ -143,6 +143,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
+WHITENOISE_AUTOREFRESH = (
+    DEBUG  # serve from the finders in development, no collectstatic
+)
 # Uploads and export snapshots: one folder that web and workers share.
 MEDIA_ROOT = Path(os.environ.get("AEGIS_MEDIA_ROOT", DATA_DIR / "media"))
 STORAGES = {
@@ -200,11 +203,13 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TRACK_STARTED = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Longer than the longest task (a jury chunk on a large model), or Redis redelivers
-# a task that is still running.
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 6 * 3600)),
-}
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, int] = {}
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Longer than the longest task (a jury chunk on a large model), or Redis
+    # redelivers a task that is still running.
+    CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = int(
+        os.environ.get("CELERY_VISIBILITY_TIMEOUT", 6 * 3600)
+    )
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 LOGGING = {

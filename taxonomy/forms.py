@@ -23,7 +23,34 @@ class CategoryForm(forms.ModelForm):
         }
 
 
-CategoryFormSet = forms.modelformset_factory(Category, form=CategoryForm, extra=0)
+class BaseCategoryFormSet(forms.BaseModelFormSet):
+    """Edits every category of one draft; codes and names stay unique within it.
+
+    The per-form unique checks cannot see the (taxonomy, code) and (taxonomy, name)
+    constraints because `taxonomy` is not a form field, so they are checked here.
+    """
+
+    def clean(self) -> None:
+        super().clean()
+        for field in ("code", "name"):
+            seen: dict[str, int] = {}
+            for number, form in enumerate(self.forms, start=1):
+                value = (
+                    form.cleaned_data.get(field)
+                    if hasattr(form, "cleaned_data")
+                    else None
+                )
+                if value is None:
+                    continue
+                if value in seen:
+                    form.add_error(field, f"Row {seen[value]} already uses {value!r}.")
+                else:
+                    seen[value] = number
+
+
+CategoryFormSet = forms.modelformset_factory(
+    Category, form=CategoryForm, formset=BaseCategoryFormSet, extra=0, edit_only=True
+)
 
 
 class NewCategoryForm(forms.Form):

@@ -84,6 +84,11 @@ class Taxonomy(models.Model):
             raise TaxonomyLocked(f"{self} is published; clone it to change it.")
         super().save(*args, **kwargs)
 
+    def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if Taxonomy.objects.filter(pk=self.pk, status=Status.PUBLISHED).exists():
+            raise TaxonomyLocked(f"{self} is published; labels may point at it.")
+        return super().delete(*args, **kwargs)
+
     @property
     def is_published(self) -> bool:
         return self.status == Status.PUBLISHED
@@ -153,7 +158,9 @@ class Category(models.Model):
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if self.taxonomy.is_published:
+        if Taxonomy.objects.filter(
+            pk=self.taxonomy_id, status=Status.PUBLISHED
+        ).exists():
             raise TaxonomyLocked(
                 f"{self.taxonomy} is published; clone it to change it."
             )

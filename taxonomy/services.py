@@ -18,14 +18,16 @@ def clone_taxonomy(
 ) -> Taxonomy:
     """Copy a version and its categories into a new draft numbered after the newest."""
     target_name = name or source.name
-    newest = (
+    # Lock every version of this name (aggregate() would drop FOR UPDATE), so two
+    # leads cloning at once get consecutive numbers instead of a constraint error.
+    versions = list(
         Taxonomy.objects.select_for_update()
         .filter(name=target_name)
-        .aggregate(v=Max("version"))["v"]
+        .values_list("version", flat=True)
     )
     draft = Taxonomy.objects.create(
         name=target_name,
-        version=(newest or 0) + 1,
+        version=max(versions, default=0) + 1,
         status=Status.DRAFT,
         description=source.description,
         parent=source,

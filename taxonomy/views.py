@@ -1,6 +1,7 @@
 """Taxonomy versions for leads: browse, clone into a draft, edit the draft, publish."""
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -39,7 +40,8 @@ def taxonomy_detail(request: HttpRequest, pk: int) -> HttpResponse:
         )
         if request.method == "POST":
             if formset.is_valid():
-                formset.save()
+                with transaction.atomic():
+                    formset.save()
                 messages.success(request, "Draft saved.")
                 return redirect("taxonomy:detail", pk=taxonomy.pk)
             messages.error(request, "Some categories have errors; nothing was saved.")

@@ -1,5 +1,6 @@
 """Fixtures shared by the whole suite: users, a real Celery worker, data paths."""
 
+import importlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,30 @@ SHARED_DATA = Path(
     os.environ.get("AEGIS_SHARED_DATA")
     or Path(__file__).resolve().parents[1].parent / "shared" / "data"
 )
+
+
+DB_FIXTURES = {"db", "transactional_db", "live_server"}
+
+
+@pytest.fixture(autouse=True)
+def _migration_data(request: pytest.FixtureRequest) -> None:
+    """Put back the data the migrations create (the Aegis 2.0 taxonomy) if missing.
+
+    A transactional test (real workers, the browser) ends with a flush of every
+    table; tests after it would otherwise find no taxonomy.
+    """
+    names = set(request.fixturenames)
+    if not (names & DB_FIXTURES or request.node.get_closest_marker("django_db")):
+        return
+    transactional = bool(names & {"transactional_db", "live_server"})
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    from django.apps import apps
+
+    from taxonomy.models import Taxonomy
+
+    if not Taxonomy.objects.exists():
+        migration = importlib.import_module("taxonomy.migrations.0002_aegis2_taxonomy")
+        migration.create(apps, None)
 
 
 @pytest.fixture
@@ -54,7 +79,11 @@ def annotator_client(client: Client, annotator: User) -> Client:
 
 @pytest.fixture
 def celery_worker(transactional_db: None) -> Iterator[None]:
-    """A real Celery worker (in a thread of this process) on the test broker."""
+    """A real Celery worker (in a thread of this process) on the test broker.
+
+    The worker has its own database connection, so the test runs outside a wrapping
+    transaction (and the tables are flushed after it: see `_migration_data`).
+    """
     from celery.contrib.testing.worker import start_worker
 
     from config.celery import app

@@ -169,16 +169,24 @@ class Context:
 
 
 def _metadata(data: dict[str, Any], skip: tuple[str, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if key in skip:
-            continue
-        if isinstance(value, float) and math.isnan(value):
-            value = None
-        elif hasattr(value, "tolist"):  # numpy values from Parquet
-            value = value.tolist()
-        out[key] = value
-    return out
+    return {key: _plain(value) for key, value in data.items() if key not in skip}
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready copy of a cell; Parquet gives numpy values, dates and decimals."""
+    if hasattr(value, "tolist"):  # numpy values from Parquet
+        value = value.tolist()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if hasattr(value, "isoformat"):  # datetime, date, time
+        return value.isoformat()
+    return str(value)  # Decimal, bytes, ...
 
 
 def _prompt_row(
@@ -387,7 +395,7 @@ def parse_aegis1(record: Record, ctx: Context) -> ParseResult:
         lowered = {p.lower() for p in parts}
         if lowered <= {"safe"}:
             label, cats = "safe", []
-        elif lowered <= {"needs caution"}:
+        elif lowered <= {"safe", "needs caution"}:
             label, cats = "needs_caution", []
         else:
             label = "unsafe"

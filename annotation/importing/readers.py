@@ -8,6 +8,7 @@ import csv
 import gzip
 import io
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,10 +72,10 @@ class Source:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def open_binary(self) -> BinaryIO:
-        raw = self.path.open("rb")
         if self.compressed:
-            return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
-        return raw
+            # Opened by name so that closing the GzipFile closes the file too.
+            return gzip.GzipFile(self.path, "rb")  # type: ignore[return-value]
+        return self.path.open("rb")
 
     def open_text(self) -> io.TextIOWrapper:
         # utf-8-sig: spreadsheets often write a byte-order mark before the header.
@@ -127,7 +128,8 @@ def read_records(source: Source) -> Iterator[Record | RowError]:
     }
     try:
         yield from readers[source.container](source)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    # zlib.error: a gzip file whose deflate stream is corrupt (not an OSError).
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         yield RowError(source.display_name, None, "", f"cannot read the file: {exc}")
 
 
@@ -303,6 +305,6 @@ def count_records(source: Source) -> int | None:
         try:
             with source.open_binary() as fh:
                 return sum(1 for raw in fh if raw.strip())
-        except OSError:
+        except (OSError, EOFError, zlib.error):
             return None
     return None

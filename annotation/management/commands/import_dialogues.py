@@ -23,7 +23,7 @@ def report(command: BaseCommand, result: ImportResult, as_json: bool) -> None:
     command.stdout.write(
         f"{result.batch}: {verb} {result.imported}, skipped {result.skipped_duplicates} "
         f"duplicates, {result.labels} labels, {result.error_count} errors"
-        + ("" if result.written or result.dry_run else " (nothing written)")
+        + (" (nothing written)" if result.error_count and not result.written else "")
     )
 
 
