@@ -16,7 +16,7 @@ class AegisUserAdmin(UserAdmin):
     )
     list_filter = ("role", "is_active", "is_staff")
     fieldsets = (
-        *UserAdmin.fieldsets,
+        *(UserAdmin.fieldsets or ()),
         ("Aegis Studio", {"fields": ("role", "imported_from")}),
     )
     add_fieldsets = (

@@ -30,7 +30,7 @@ class User(AbstractUser):
     # users); they hold votes but cannot log in.
     imported_from = models.CharField(max_length=64, blank=True, default="")
 
-    objects = AegisUserManager()
+    objects = AegisUserManager()  # type: ignore[misc]
 
     class Meta:
         ordering = ["username"]

@@ -1,7 +1,8 @@
 """REST API of the annotation app (for machines): batches and imports."""
 
-from typing import Any
+from typing import Any, cast
 
+from django.utils.datastructures import MultiValueDict
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -10,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import User
 from accounts.permissions import IsLead
 from annotation.forms import ImportForm
 from annotation.jobs import start_import
@@ -17,7 +19,7 @@ from annotation.models import Batch, ImportJob
 
 
 class BatchOut(serializers.ModelSerializer):
-    taxonomy = serializers.StringRelatedField()
+    taxonomy = serializers.SerializerMethodField()
     dialogues = serializers.IntegerField(source="n_dialogues")
     labels = serializers.IntegerField(source="n_labels")
 
@@ -34,6 +36,9 @@ class BatchOut(serializers.ModelSerializer):
             "labels",
         ]
 
+    def get_taxonomy(self, batch: Batch) -> str:
+        return str(batch.taxonomy)
+
 
 class BatchListView(APIView):
     permission_classes = [IsAuthenticated]
@@ -43,8 +48,9 @@ class BatchListView(APIView):
         batches = (
             Batch.objects.with_counts().select_related("taxonomy").order_by("name")
         )
-        if not request.user.is_lead:  # type: ignore[union-attr]
-            batches = batches.filter(assignments__annotator=request.user)
+        user = cast(User, request.user)
+        if not user.is_lead:
+            batches = batches.filter(assignments__annotator=user)
         return Response(BatchOut(batches, many=True).data)
 
 
@@ -101,7 +107,7 @@ class ImportCreateView(APIView):
         # The HTML form holds the rules (batch exists, format known, size): reuse them.
         form = ImportForm(
             {k: v for k, v in data.items() if k != "file" and v not in (False, None)},
-            {"file": data["file"]},
+            MultiValueDict({"file": [data["file"]]}),
         )
         if not form.is_valid():
             return Response(form.errors, status=status.HTTP_400_BAD_REQUEST)

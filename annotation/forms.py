@@ -75,7 +75,7 @@ class ImportForm(forms.Form):
         return upload
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         name = (data.get("batch") or "").strip()
         data["batch"] = name
         exists = Batch.objects.filter(name=name).exists()

@@ -362,7 +362,7 @@ def _copy_rows(
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
     with (
         connection.cursor() as cursor,
-        cursor.cursor.copy(statement) as copy,  # type: ignore[attr-defined]
+        cursor.cursor.copy(statement) as copy,
     ):
         for row in rows:
             copy.write_row(

@@ -17,7 +17,7 @@ from annotation.models import Batch, ImportJob
 
 class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
-    user: User  # type: ignore[assignment]
+    user: User
 
 
 @require_GET

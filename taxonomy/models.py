@@ -4,6 +4,8 @@ A published version is frozen: labels point at it forever, so changing it would
 silently change what old labels mean. New wording goes into a cloned draft.
 """
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -76,7 +78,7 @@ class Taxonomy(models.Model):
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
 
-    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if (
             self.pk
             and Taxonomy.objects.filter(pk=self.pk, status=Status.PUBLISHED).exists()
@@ -84,7 +86,7 @@ class Taxonomy(models.Model):
             raise TaxonomyLocked(f"{self} is published; clone it to change it.")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         if Taxonomy.objects.filter(pk=self.pk, status=Status.PUBLISHED).exists():
             raise TaxonomyLocked(f"{self} is published; labels may point at it.")
         return super().delete(*args, **kwargs)
@@ -145,7 +147,7 @@ class Category(models.Model):
     def __str__(self) -> str:
         return f"{self.code}: {self.name}"
 
-    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if (
             self.taxonomy_id
             and Taxonomy.objects.filter(
@@ -157,7 +159,7 @@ class Category(models.Model):
             )
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         if Taxonomy.objects.filter(
             pk=self.taxonomy_id, status=Status.PUBLISHED
         ).exists():

@@ -91,7 +91,7 @@ def taxonomy_add_category(request: HttpRequest, pk: int) -> HttpResponse:
     form = NewCategoryForm(request.POST)
     if not form.is_valid():
         for field, errors in form.errors.items():
-            messages.error(request, f"{field}: {' '.join(errors)}")
+            messages.error(request, f"{field}: {' '.join(str(e) for e in errors)}")
         return redirect("taxonomy:detail", pk=taxonomy.pk)
     try:
         category = add_category(taxonomy=taxonomy, **form.cleaned_data)

@@ -250,7 +250,7 @@ def parse_generic(record: Record, ctx: Context) -> ParseResult:
     if cell(data, "turns") is not None or isinstance(data.get("turns"), list):
         turns = parse_turns(data["turns"], record, ctx, "turns")
         if turns and isinstance(turns[0], RowError):
-            return turns  # type: ignore[return-value]
+            return turns
         skip: tuple[str, ...] = ("id", "turns")
     else:
         prompt = cell(data, "prompt")
@@ -393,6 +393,7 @@ def parse_aegis1(record: Record, ctx: Context) -> ParseResult:
             continue
         parts = [p.strip() for p in value.split(",") if p.strip()]
         lowered = {p.lower() for p in parts}
+        cats: list[str]
         if lowered <= {"safe"}:
             label, cats = "safe", []
         elif lowered <= {"safe", "needs caution"}:
@@ -524,7 +525,7 @@ def parse_label_studio(record: Record, ctx: Context) -> ParseResult:
     if turn_key:
         turns = parse_turns(data[turn_key], record, ctx, f"data.{turn_key}")
         if turns and isinstance(turns[0], RowError):
-            return turns  # type: ignore[return-value]
+            return turns
     else:
         prompt_key = next((k for k in _LS_PROMPT_KEYS if cell(data, k)), None)
         if prompt_key is None:
