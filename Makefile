@@ -59,7 +59,7 @@ format: install ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff format .
 
 bench: install services ## Run the benchmarks in bench/ against PostgreSQL
-	DATABASE_URL=$(TEST_DATABASE_URL) DJANGO_DEBUG=1 $(PY) bench/import.py
+	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/aegis_bench} $(PY) bench/import.py
 
 clean: ## Remove the virtualenv and local data (SQLite files, uploads)
 	rm -rf $(VENV) var

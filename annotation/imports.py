@@ -5,9 +5,11 @@ database as it was. Writing uses PostgreSQL's COPY for dialogues (the bulk of a 
 import) and bulk inserts for votes.
 """
 
+import gc
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,6 +128,24 @@ def resolve_format(path: Path, display_name: str, fmt: str | None) -> tuple[Any,
     return source, detected
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector while a large import builds its rows.
+
+    An import keeps about ten objects per row alive until it is written; with the
+    collector on, its full passes rescan them all again and again (a quarter of the
+    time of a 100,000-row import). The rows form no cycles, so nothing is lost.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@_gc_paused()
 def import_dialogues(
     *,
     path: Path,
@@ -323,56 +343,64 @@ def _plan(
     return keep
 
 
+# Attnames of the Dialogue fields an import sets; for these they are also the columns.
+_DIALOGUE_COLUMNS = (
+    "batch_id",
+    "external_id",
+    "source",
+    "augmentation",
+    "turns",
+    "prompt",
+    "response",
+    "redacted",
+    "reconstruction_id",
+    "content_hash",
+    "metadata",
+    "import_job_id",
+    "created_at",
+)
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _write_dialogues(rows: list[_Checked], batch: Batch, job: ImportJob | None) -> None:
     now = timezone.now()
     job_id = job.pk if job else None
+    postgres = connection.vendor == "postgresql"
 
-    def values(item: _Checked) -> dict[str, Any]:
-        """Keyed by attname, which is also the column name for these fields."""
-        prompt, response = prompt_and_response(item.row.turns)
-        return {
-            "batch_id": batch.pk,
-            "external_id": item.external_id,
-            "source": item.row.source,
-            "augmentation": item.row.augmentation,
-            "turns": item.row.turns,
-            "prompt": prompt,
-            "response": response,
-            "redacted": item.row.reconstruction_id is not None,
-            "reconstruction_id": item.row.reconstruction_id,
-            "content_hash": item.content_hash,
-            "metadata": item.row.metadata,
-            "import_job_id": job_id,
-            "created_at": now,
-        }
-
-    if connection.vendor == "postgresql" and rows:
-        columns = tuple(values(rows[0]))
-        _copy_rows(
-            Dialogue._meta.db_table, columns, (tuple(values(r).values()) for r in rows)
+    def values(item: _Checked) -> tuple[Any, ...]:
+        row = item.row
+        prompt, response = prompt_and_response(row.turns)
+        return (
+            batch.pk,
+            item.external_id,
+            row.source,
+            row.augmentation,
+            _to_json(row.turns) if postgres else row.turns,
+            prompt,
+            response,
+            row.reconstruction_id is not None,
+            row.reconstruction_id,
+            item.content_hash,
+            (_to_json(row.metadata) if row.metadata else "{}")
+            if postgres
+            else row.metadata,
+            job_id,
+            now,
         )
+
+    if postgres:
+        statement = f"COPY {Dialogue._meta.db_table} ({', '.join(_DIALOGUE_COLUMNS)}) FROM STDIN"
+        with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+            for item in rows:
+                copy.write_row(values(item))
         return
-    Dialogue.objects.bulk_create((Dialogue(**values(r)) for r in rows), batch_size=1000)
-
-
-def _copy_rows(
-    table: str, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]
-) -> None:
-    """COPY rows into a table (PostgreSQL); JSON values are dumped to text here."""
-    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-    with (
-        connection.cursor() as cursor,
-        cursor.cursor.copy(statement) as copy,
-    ):
-        for row in rows:
-            copy.write_row(
-                [
-                    json.dumps(v, ensure_ascii=False)
-                    if isinstance(v, dict | list)
-                    else v
-                    for v in row
-                ]
-            )
+    Dialogue.objects.bulk_create(
+        (
+            Dialogue(**dict(zip(_DIALOGUE_COLUMNS, values(r), strict=True)))
+            for r in rows
+        ),
+        batch_size=1000,
+    )
 
 
 def _write_votes(rows: list[_Checked], batch: Batch) -> None:
@@ -485,6 +513,7 @@ def _annotators(
 LABEL_COLUMNS = ("dialogue_id", "annotator", "label")
 
 
+@_gc_paused()
 def import_labels(
     *,
     path: Path,

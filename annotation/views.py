@@ -2,6 +2,7 @@
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
@@ -12,7 +13,7 @@ from accounts.models import User
 from accounts.permissions import lead_required
 from annotation.forms import ImportForm
 from annotation.jobs import start_import
-from annotation.models import Batch, ImportJob
+from annotation.models import Batch, Dialogue, ImportJob, LabelCategory
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -55,6 +56,24 @@ def batch_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
         "nav": "batches",
     }
     return render(request, "annotation/batch_detail.html", context)
+
+
+@require_GET
+@lead_required
+def dialogue_detail(request: HtmxHttpRequest, name: str, pk: int) -> HttpResponse:
+    dialogue = get_object_or_404(
+        Dialogue.objects.select_related("batch", "import_job"), pk=pk, batch__name=name
+    )
+    labels = dialogue.labels.select_related("annotator").prefetch_related(
+        Prefetch(
+            "label_categories",
+            queryset=LabelCategory.objects.select_related("category").order_by(
+                "position"
+            ),
+        )
+    )
+    context = {"dialogue": dialogue, "labels": labels, "nav": "batches"}
+    return render(request, "annotation/dialogue_detail.html", context)
 
 
 @require_http_methods(["GET", "POST"])

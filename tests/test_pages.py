@@ -344,3 +344,47 @@ def test_the_batch_api_needs_a_login(client: Client, batch: Batch) -> None:
     # then
     assert response.status_code == 401
     assert "demo" not in response.content.decode()
+
+
+def test_dialogue_page_shows_turns_metadata_and_votes_escaped(
+    lead_client, django_assert_max_num_queries
+):
+    # given a multi-turn dialogue with hostile text, metadata and three votes
+    from tests.factories import DialogueFactory, LabelFactory
+
+    dialogue = DialogueFactory(
+        turns=[
+            {"role": "user", "content": "hi <img src=x onerror=alert(1)>"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": "=cmd|' /C calc'!A0"},
+        ],
+        prompt="=cmd|' /C calc'!A0",
+        response=None,
+        metadata={"focus": "<b>x</b>"},
+    )
+    for _ in range(3):
+        LabelFactory(dialogue=dialogue, label="safe")
+
+    # when a lead opens it
+    with django_assert_max_num_queries(8):
+        response = lead_client.get(
+            f"/batches/{dialogue.batch.name}/dialogues/{dialogue.pk}/"
+        )
+
+    # then every turn, the metadata and the votes are there, escaped
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "hi &lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<img src=x" not in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html
+    assert html.count('class="badge safe"') == 3
+
+
+def test_dialogue_page_is_for_leads_only(annotator_client):
+    from tests.factories import DialogueFactory
+
+    dialogue = DialogueFactory()
+    response = annotator_client.get(
+        f"/batches/{dialogue.batch.name}/dialogues/{dialogue.pk}/"
+    )
+    assert response.status_code == 403

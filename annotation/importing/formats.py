@@ -98,6 +98,9 @@ class FormatOptions:
 ParseResult = DialogueIn | list[RowError]
 
 
+_compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def content_hash(
     turns: list[dict[str, str]], reconstruction_id: str | None = None
 ) -> str:
@@ -106,11 +109,7 @@ def content_hash(
     A redacted dialogue has no text of its own, so its reconstruction id is hashed too:
     two different redacted sources are not duplicates of each other.
     """
-    payload = json.dumps(
-        [[t["role"], t["content"]] for t in turns],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    payload = _compact_json([[t["role"], t["content"]] for t in turns])
     if reconstruction_id:
         payload += "\x00" + reconstruction_id
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
