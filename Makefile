@@ -24,12 +24,10 @@ install: $(VENV)/.installed ## Create .venv and install the app with its dev too
 
 run: install ## Migrate, load the demo, start web and worker on SQLite, print the URL and logins
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo
-	@echo
-	@echo "  Aegis Studio: http://127.0.0.1:$(PORT)/   (Ctrl+C stops web and worker)"
-	@echo
 	@trap 'kill 0' EXIT INT TERM; \
-	  $(VENV)/bin/celery -A config worker -Q default --loglevel=WARNING --concurrency=2 & \
+	  $(VENV)/bin/celery -q -A config worker -Q default --loglevel=WARNING --concurrency=2 & \
+	  $(PY) manage.py seed_demo && \
+	  echo && echo "  Aegis Studio is at http://127.0.0.1:$(PORT)/   (Ctrl+C stops web and worker)" && echo && \
 	  $(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 web: install ## Start only the web process
