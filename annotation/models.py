@@ -294,7 +294,9 @@ class Label(models.Model):
                 name="label_model_has_judge",
             ),
             models.CheckConstraint(
-                condition=Q(valid=False) | Q(label__in=[v.value for v in LabelValue]),
+                # A NULL label would pass a bare IN check (SQL's unknown), hence isnull.
+                condition=Q(valid=False)
+                | (Q(label__isnull=False) & Q(label__in=[v.value for v in LabelValue])),
                 name="label_valid_has_value",
             ),
             models.CheckConstraint(
