@@ -111,14 +111,7 @@ class ImportCreateView(APIView):
         )
         if not form.is_valid():
             return Response(form.errors, status=status.HTTP_400_BAD_REQUEST)
-        job = start_import(
-            upload=form.cleaned_data["file"],
-            kind=form.cleaned_data["kind"],
-            batch_name=form.cleaned_data["batch"],
-            fmt=form.cleaned_data["format"],
-            options=form.options(),
-            by=request.user,  # type: ignore[arg-type]
-        )
+        job = start_import(**form.job_arguments(), by=cast(User, request.user))
         return Response(ImportJobOut(job).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -97,12 +97,19 @@ class ImportForm(forms.Form):
                 )
         return data
 
-    def options(self) -> dict[str, Any]:
+    def job_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of `jobs.start_import` (page and API share them)."""
         d = self.cleaned_data
         return {
-            "create_batch": d["create_batch"],
-            "skip_invalid": d["skip_invalid"],
-            "create_annotators": d["create_annotators"],
-            "transcript": d["transcript"],
-            "first_turn_only": d["first_turn_only"],
+            "upload": d["file"],
+            "kind": d["kind"],
+            "batch_name": d["batch"],
+            "fmt": d["format"],
+            "options": {
+                "create_batch": d["create_batch"],
+                "skip_invalid": d["skip_invalid"],
+                "create_annotators": d["create_annotators"],
+                "transcript": d["transcript"],
+                "first_turn_only": d["first_turn_only"],
+            },
         }

@@ -344,7 +344,7 @@ def _plan(
 
 
 # Attnames of the Dialogue fields an import sets; for these they are also the columns.
-_DIALOGUE_COLUMNS = (
+DIALOGUE_COLUMNS = (
     "batch_id",
     "external_id",
     "source",
@@ -389,16 +389,15 @@ def _write_dialogues(rows: list[_Checked], batch: Batch, job: ImportJob | None) 
         )
 
     if postgres:
-        statement = f"COPY {Dialogue._meta.db_table} ({', '.join(_DIALOGUE_COLUMNS)}) FROM STDIN"
+        statement = (
+            f"COPY {Dialogue._meta.db_table} ({', '.join(DIALOGUE_COLUMNS)}) FROM STDIN"
+        )
         with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
             for item in rows:
                 copy.write_row(values(item))
         return
     Dialogue.objects.bulk_create(
-        (
-            Dialogue(**dict(zip(_DIALOGUE_COLUMNS, values(r), strict=True)))
-            for r in rows
-        ),
+        (Dialogue(**dict(zip(DIALOGUE_COLUMNS, values(r), strict=True))) for r in rows),
         batch_size=1000,
     )
 

@@ -82,14 +82,7 @@ def import_new(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = ImportForm(request.POST, request.FILES)
         if form.is_valid():
-            job = start_import(
-                upload=form.cleaned_data["file"],
-                kind=form.cleaned_data["kind"],
-                batch_name=form.cleaned_data["batch"],
-                fmt=form.cleaned_data["format"],
-                options=form.options(),
-                by=request.user,
-            )
+            job = start_import(**form.job_arguments(), by=request.user)
             if request.htmx:
                 return HttpResponseClientRedirect(job_url(job))
             return redirect(job_url(job))

@@ -37,22 +37,6 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/aegis_bench"
 SCRATCH_TABLE = "bench_copy_reference"
 TARGET = 1 / 3
 IMPORT = "import_dialogues (JSONL file -> DB)"
-# The columns the importer COPYs into annotation_dialogue, in its order.
-COLUMNS = (
-    "batch_id",
-    "external_id",
-    "source",
-    "augmentation",
-    "turns",
-    "prompt",
-    "response",
-    "redacted",
-    "reconstruction_id",
-    "content_hash",
-    "metadata",
-    "import_job_id",
-    "created_at",
-)
 VOCABULARY = (
     "the a of to and in is it you that he was for on are with as his they be at one "
     "have this from or had by hot word but what some we can out other were all there "
@@ -233,7 +217,9 @@ def drop_scratch_table() -> None:
 def time_copy(rows: list[tuple[Any, ...]]) -> float:
     from django.db import connection
 
-    statement = f"COPY {SCRATCH_TABLE} ({', '.join(COLUMNS)}) FROM STDIN"
+    from annotation.imports import DIALOGUE_COLUMNS
+
+    statement = f"COPY {SCRATCH_TABLE} ({', '.join(DIALOGUE_COLUMNS)}) FROM STDIN"
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {SCRATCH_TABLE}")
         raw = cursor.cursor  # psycopg's own cursor, as the importer uses
@@ -249,6 +235,7 @@ def time_copy(rows: list[tuple[Any, ...]]) -> float:
 
 
 def time_bulk_create(rows: list[tuple[Any, ...]]) -> float:
+    from annotation.imports import DIALOGUE_COLUMNS
     from annotation.models import Batch, Dialogue
     from taxonomy.models import Taxonomy
 
@@ -257,7 +244,7 @@ def time_bulk_create(rows: list[tuple[Any, ...]]) -> float:
     try:
         objects = [
             Dialogue(
-                **dict(zip(COLUMNS, row, strict=True))
+                **dict(zip(DIALOGUE_COLUMNS, row, strict=True))
                 | {
                     "batch_id": batch.pk,
                     "turns": json.loads(row[4]),

@@ -10,33 +10,7 @@ from taxonomy.services import (
     clone_taxonomy,
     publish_taxonomy,
 )
-
-CATEGORY_FIELDS = (
-    "code",
-    "name",
-    "display_name",
-    "group",
-    "unsafe_when",
-    "allowed_when",
-    "order",
-    "requires_text",
-    "retired",
-)
-
-
-@pytest.fixture
-def aegis2(db: None) -> Taxonomy:
-    return Taxonomy.objects.get(name="Aegis 2.0", version=1)
-
-
-@pytest.fixture
-def draft(aegis2: Taxonomy, lead: User) -> Taxonomy:
-    return clone_taxonomy(source=aegis2, by=lead)
-
-
-def snapshot(taxonomy: Taxonomy) -> list[tuple[object, ...]]:
-    return list(taxonomy.categories.order_by("order").values_list(*CATEGORY_FIELDS))
-
+from tests.taxonomy.conftest import snapshot
 
 # --- clone ---------------------------------------------------------------------------
 
