@@ -29,6 +29,16 @@ class User(AbstractUser):
     # Set for raters that came with an imported file (Aegis 1.0 slots, Label Studio
     # users); they hold votes but cannot log in.
     imported_from = models.CharField(max_length=64, blank=True, default="")
+    # Wellbeing: nothing is served before the content warning is acknowledged.
+    content_warning_acknowledged_at = models.DateTimeField(null=True, blank=True)
+    blur_text = models.BooleanField(
+        default=False, help_text="Blur dialogue text until it is revealed."
+    )
+    daily_label_cap = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Most labels a day (set by a lead); empty: none.",
+    )
 
     objects = AegisUserManager()  # type: ignore[misc]
 
@@ -43,3 +53,7 @@ class User(AbstractUser):
     @property
     def is_admin_role(self) -> bool:
         return self.role == Role.ADMIN or self.is_superuser
+
+    @property
+    def has_acknowledged_warning(self) -> bool:
+        return self.content_warning_acknowledged_at is not None

@@ -47,7 +47,9 @@ from annotation.models import (
     Label,
     LabelCategory,
     VoteKind,
+    shuffle_key,
 )
+from annotation.queue import recount_claimed
 from annotation.votes import check_vote
 from taxonomy.matching import CategoryIndex, CategoryRef, split_category_list
 from taxonomy.models import Taxonomy
@@ -357,6 +359,8 @@ DIALOGUE_COLUMNS = (
     "content_hash",
     "metadata",
     "import_job_id",
+    "claimed",
+    "shuffle_key",
     "created_at",
 )
 _to_json = json.JSONEncoder(ensure_ascii=False).encode
@@ -385,6 +389,8 @@ def _write_dialogues(rows: list[_Checked], batch: Batch, job: ImportJob | None) 
             if postgres
             else row.metadata,
             job_id,
+            len(row.votes),
+            shuffle_key(),
             now,
         )
 
@@ -643,6 +649,7 @@ def import_labels(
             ],
             [cats for _, _, _, cats in votes],
         )
+        recount_claimed(dialogue_ids=sorted({dialogue_id for dialogue_id, *_ in votes}))
         result.written = True
     return result
 

@@ -1,10 +1,13 @@
 """Batches, dialogues, every vote on them (human, model, imported) and import jobs."""
 
+import random
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Count, Q
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from taxonomy.models import Category, Taxonomy
 
@@ -91,6 +94,13 @@ class Batch(models.Model):
     status = models.CharField(
         max_length=16, choices=BatchStatus.choices, default=BatchStatus.ACTIVE
     )
+    reservation_minutes = models.PositiveSmallIntegerField(
+        default=30, help_text="How long a dialogue stays reserved for one annotator."
+    )
+    break_reminder_minutes = models.PositiveSmallIntegerField(
+        default=50,
+        help_text="Remind annotators to rest after this much continuous work.",
+    )
     annotators = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
         through="Assignment",
@@ -115,11 +125,19 @@ class Batch(models.Model):
             models.CheckConstraint(
                 condition=Q(labels_required__gte=1),
                 name="batch_labels_required_positive",
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(reservation_minutes__gte=1),
+                name="batch_reservation_minutes_positive",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == BatchStatus.ACTIVE
 
 
 class Assignment(models.Model):
@@ -145,6 +163,11 @@ class Assignment(models.Model):
 class Augmentation(models.TextChoices):
     NONE = "", "Original"
     REFUSAL = "refusal", "Refusal (data augmentation)"
+
+
+def shuffle_key() -> int:
+    """A random position in the batch's shuffled order (see `annotation.queue`)."""
+    return random.getrandbits(31)
 
 
 class DialogueQuerySet(models.QuerySet["Dialogue"]):
@@ -179,12 +202,24 @@ class Dialogue(models.Model):
     import_job = models.ForeignKey(
         "ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The queue's bookkeeping: human votes plus live reservations, and the place of
+    # the dialogue in the batch's random order. Both are indexed with the batch so
+    # picking the next dialogue never scans the batch.
+    claimed = models.PositiveSmallIntegerField(default=0)
+    shuffle_key = models.IntegerField(default=shuffle_key)
+    # Set when a lead decides the final labels; annotators can no longer edit votes.
+    adjudicated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = DialogueQuerySet.as_manager()
 
     class Meta:
         ordering = ["batch", "id"]
+        indexes = [
+            models.Index(
+                fields=["batch", "claimed", "shuffle_key"], name="dialogue_queue_order"
+            )
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["batch", "content_hash"],
@@ -203,6 +238,10 @@ class Dialogue(models.Model):
     @property
     def has_response(self) -> bool:
         return self.response is not None
+
+    @property
+    def is_adjudicated(self) -> bool:
+        return self.adjudicated_at is not None
 
 
 class VoteKind(models.TextChoices):
@@ -399,3 +438,160 @@ class ImportJob(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+class ReservationState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    RELEASED = "released", "Released (expired or skipped)"
+    DONE = "done", "Labelled"
+
+
+class ReservationQuerySet(models.QuerySet["Reservation"]):
+    def active(self) -> "ReservationQuerySet":
+        return self.filter(state=ReservationState.ACTIVE)
+
+    def live(self) -> "ReservationQuerySet":
+        return self.active().filter(expires_at__gt=timezone.now())
+
+
+class Reservation(models.Model):
+    """A dialogue held for one annotator until they label it, skip it, or time runs out.
+
+    One row per dialogue and annotator: reserving the same dialogue again reuses it.
+    While `state` is active the reservation counts in `Dialogue.claimed`.
+    """
+
+    dialogue = models.ForeignKey(
+        Dialogue, on_delete=models.CASCADE, related_name="reservations"
+    )
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reservations"
+    )
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="+")
+    state = models.CharField(
+        max_length=16, choices=ReservationState.choices, default=ReservationState.ACTIVE
+    )
+    reserved_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    objects = ReservationQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["annotator", "expires_at"],
+                condition=Q(state="active"),
+                name="reservation_active_mine",
+            ),
+            models.Index(
+                fields=["batch", "expires_at"],
+                condition=Q(state="active"),
+                name="reservation_active_expiry",
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dialogue", "annotator"], name="reservation_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dialogue_id} for {self.annotator_id} ({self.state})"
+
+    @property
+    def is_live(self) -> bool:
+        return (
+            self.state == ReservationState.ACTIVE and self.expires_at > timezone.now()
+        )
+
+
+class Skip(models.Model):
+    """An annotator passed on a dialogue; it goes to others and never back to them."""
+
+    dialogue = models.ForeignKey(
+        Dialogue, on_delete=models.CASCADE, related_name="skips"
+    )
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="skips"
+    )
+    reason = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dialogue", "annotator"], name="skip_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator_id} skipped {self.dialogue_id}"
+
+
+class FlagReason(models.TextChoices):
+    BROKEN_TEXT = "broken_text", "Broken text"
+    WRONG_LANGUAGE = "wrong_language", "Wrong language"
+    GUIDELINE_UNCLEAR = "guideline_unclear", "Guideline unclear"
+    OTHER = "other", "Other"
+
+
+class FlagQuerySet(models.QuerySet["Flag"]):
+    def open(self) -> "FlagQuerySet":
+        return self.filter(resolved_at__isnull=True)
+
+
+class Flag(models.Model):
+    """An annotator's report that a dialogue needs a lead's eye."""
+
+    dialogue = models.ForeignKey(
+        Dialogue, on_delete=models.CASCADE, related_name="flags"
+    )
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="flags"
+    )
+    reason = models.CharField(max_length=32, choices=FlagReason.choices)
+    note = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    objects = FlagQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dialogue", "annotator"], name="flag_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(reason__in=[r.value for r in FlagReason]),
+                name="flag_reason_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dialogue_id} flagged by {self.annotator_id}: {self.reason}"
+
+
+class LabelEdit(models.Model):
+    """One change to a vote: who made it, when, and the value before and after."""
+
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="edits")
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    edited_at = models.DateTimeField(auto_now_add=True)
+    before = models.JSONField()
+    after = models.JSONField()
+
+    class Meta:
+        ordering = ["label", "edited_at"]
+
+    def __str__(self) -> str:
+        return f"edit of {self.label_id} at {self.edited_at:%Y-%m-%d %H:%M}"

@@ -1,10 +1,11 @@
-from django.urls import path
+from django.urls import include, path
 
 from annotation import views
 
 app_name = "annotation"
 
 urlpatterns = [
+    path("", include("annotation.lead_urls")),
     path("batches/", views.batch_list, name="batch_list"),
     path("batches/<str:name>/", views.batch_detail, name="batch_detail"),
     path(

@@ -108,8 +108,15 @@ SQLITE_OPTIONS = {
     "timeout": 30,
 }
 
+# Persistent connections suit gunicorn's long-lived workers; the development server
+# starts a thread per request, whose connections would pile up, so debug closes them.
+CONN_MAX_AGE = int(os.environ.get("DJANGO_CONN_MAX_AGE", 0 if DEBUG else 60))
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=CONN_MAX_AGE, conn_health_checks=CONN_MAX_AGE > 0
+        )
+    }
 else:
     DATABASES = {
         "default": {

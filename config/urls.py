@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from annotation import api as annotation_api
+from annotation import api_work
 from annotation import views as annotation_views
 
 api_v1 = [
@@ -13,6 +14,14 @@ api_v1 = [
         annotation_api.ImportDetailView.as_view(),
         name="import-detail",
     ),
+    path("consent", api_work.ConsentView.as_view(), name="consent"),
+    path("queue/next", api_work.QueueNextView.as_view(), name="queue-next"),
+    path("queue/skip", api_work.SkipView.as_view(), name="queue-skip"),
+    path("flags", api_work.FlagView.as_view(), name="flags"),
+    path("labels", api_work.LabelListCreateView.as_view(), name="labels"),
+    path("labels/<int:pk>", api_work.LabelEditView.as_view(), name="label-edit"),
+    path("me/progress", api_work.ProgressView.as_view(), name="my-progress"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]
 
 urlpatterns = [

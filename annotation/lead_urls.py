@@ -1,0 +1,4 @@
+"""URLs of the leads' batch management pages (create, settings, assign, progress)."""
+
+
+urlpatterns: list = []

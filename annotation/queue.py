@@ -1,0 +1,538 @@
+"""The annotation queue: who labels what next, and what happens to a vote.
+
+Every dialogue carries `claimed` (human votes plus active reservations) and a random
+`shuffle_key`; the index (batch, claimed, shuffle_key) lets `reserve_next` walk the
+batch breadth-first (dialogues nearest completion first) in a random order, starting
+at a point of the order that differs per annotator, without scanning the batch.
+
+Locking: a dialogue row is locked (`FOR UPDATE SKIP LOCKED` when picking,
+`FOR UPDATE` when voting) before its `claimed` changes, so `claimed` never passes the
+batch's required count; the unique (dialogue, annotator) constraints on votes, skips
+and reservations make a second vote by the same person impossible. On SQLite,
+select_for_update is a no-op, but transactions there take the write lock at BEGIN
+(settings: transaction_mode IMMEDIATE), which serialises the same sections.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from accounts.models import User
+from annotation.models import (
+    Assignment,
+    Batch,
+    BatchStatus,
+    Dialogue,
+    Flag,
+    Label,
+    LabelCategory,
+    LabelEdit,
+    Reservation,
+    ReservationState,
+    Skip,
+    VoteKind,
+)
+from annotation.votes import VoteProblem, check_vote
+from taxonomy.matching import CategoryRef
+
+# A time over this is the tab left open, not work; it is recorded as this much.
+MAX_TIME_SPENT_MS = 60 * 60 * 1000
+SWEEP_LIMIT = 500
+
+
+class QueueError(Exception):
+    """A queue rule refused the request; `status` is the HTTP status the API uses."""
+
+    status = 409
+    code = "conflict"
+
+
+class ConsentRequired(QueueError):
+    status = 403
+    code = "consent_required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Acknowledge the content warning first (POST /api/v1/consent or the "
+            "warning page); nothing is served before it."
+        )
+
+
+class NotAssigned(QueueError):
+    status = 403
+    code = "not_assigned"
+
+
+class NotReserved(QueueError):
+    status = 409
+    code = "not_reserved"
+
+
+class AlreadyLabelled(QueueError):
+    status = 409
+    code = "already_labelled"
+
+
+class NotEditable(QueueError):
+    status = 409
+    code = "not_editable"
+
+
+class VoteInvalid(QueueError):
+    """The vote breaks DESIGN section 3's rules; `problems` name the fields."""
+
+    status = 400
+    code = "invalid"
+
+    def __init__(self, problems: list[VoteProblem]) -> None:
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
+        self.problems = problems
+
+    def by_field(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for p in self.problems:
+            out.setdefault(p.field, []).append(p.message)
+        return out
+
+
+@dataclass(frozen=True)
+class VoteIn:
+    label: str | None
+    response_label: str | None = None
+    categories: tuple[str, ...] = ()
+    other_text: str = ""
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class NothingToDo:
+    """Why `reserve_next` has nothing: shown to the annotator as it is."""
+
+    reason: str
+    message: str
+
+
+def require_consent(annotator: User) -> None:
+    if not annotator.has_acknowledged_warning:
+        raise ConsentRequired()
+
+
+def acknowledge_warning(*, annotator: User) -> User:
+    """Record the content-warning acknowledgement once (the first time is kept)."""
+    if annotator.content_warning_acknowledged_at is None:
+        annotator.content_warning_acknowledged_at = timezone.now()
+        annotator.save(update_fields=["content_warning_acknowledged_at"])
+    return annotator
+
+
+def start_offset(annotator: User) -> int:
+    """Where this annotator enters the batch's random order (Knuth's multiplicative
+    hash of the id): annotators start far apart, so they rarely want the same row."""
+    return (annotator.pk * 2654435761) % 2**31
+
+
+def active_batches(annotator: User) -> list[Batch]:
+    return list(
+        Batch.objects.filter(
+            assignments__annotator=annotator, status=BatchStatus.ACTIVE
+        )
+        .select_related("taxonomy")
+        .order_by("created_at", "pk")
+    )
+
+
+def labels_today(annotator: User) -> int:
+    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return (
+        Label.objects.human().filter(annotator=annotator, created_at__gte=start).count()
+    )
+
+
+def reserve_next(*, annotator: User) -> Reservation | NothingToDo:
+    """The dialogue the annotator should label now, reserved for them.
+
+    Their own live reservation comes first. Otherwise, in their active batches, a
+    dialogue below its required count that they have not labelled or skipped:
+    nearest completion first, then in the batch's random order from their own
+    starting point. Expired reservations are released on the way.
+    """
+    require_consent(annotator)
+    mine = (
+        Reservation.objects.live()
+        .filter(annotator=annotator, batch__status=BatchStatus.ACTIVE)
+        .select_related("dialogue", "batch")
+        .order_by("reserved_at")
+        .first()
+    )
+    if mine is not None:
+        return mine
+    cap = annotator.daily_label_cap
+    if cap is not None and labels_today(annotator) >= cap:
+        return NothingToDo(
+            "daily_cap", f"You have reached today's limit of {cap} labels. Thank you!"
+        )
+    batches = active_batches(annotator)
+    if not batches:
+        return NothingToDo("no_batch", "You are not assigned to an active batch.")
+    release_expired(batch_ids=[b.pk for b in batches])
+    for batch in batches:
+        reservation = _reserve_in(batch, annotator)
+        if reservation is not None:
+            return reservation
+    return NothingToDo("done", "Nothing is left to label for you right now.")
+
+
+def _reserve_in(batch: Batch, annotator: User) -> Reservation | None:
+    offset = start_offset(annotator)
+    with transaction.atomic():
+        # One reservation at a time per annotator, even with two tabs open.
+        User.objects.select_for_update().filter(pk=annotator.pk).first()
+        candidates = (
+            Dialogue.objects.filter(
+                batch=batch, adjudicated_at__isnull=True, augmentation=""
+            )
+            .exclude(
+                Exists(
+                    Label.objects.filter(
+                        dialogue=OuterRef("pk"),
+                        annotator=annotator,
+                        kind=VoteKind.HUMAN,
+                    )
+                )
+            )
+            .exclude(
+                Exists(
+                    Skip.objects.filter(dialogue=OuterRef("pk"), annotator=annotator)
+                )
+            )
+            .exclude(
+                Exists(
+                    Reservation.objects.filter(
+                        dialogue=OuterRef("pk"),
+                        annotator=annotator,
+                        state=ReservationState.ACTIVE,
+                    )
+                )
+            )
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by("shuffle_key")
+        )
+        for level in range(batch.labels_required - 1, -1, -1):
+            at_level = candidates.filter(claimed=level)
+            dialogue = (
+                at_level.filter(shuffle_key__gte=offset).first()
+                or at_level.filter(shuffle_key__lt=offset).first()
+            )
+            if dialogue is not None:
+                return _hold(dialogue, batch, annotator)
+    return None
+
+
+def _hold(dialogue: Dialogue, batch: Batch, annotator: User) -> Reservation:
+    """Reserve a locked dialogue; caller holds the row lock inside a transaction."""
+    now = timezone.now()
+    values = {
+        "batch": batch,
+        "state": ReservationState.ACTIVE,
+        "reserved_at": now,
+        "expires_at": now + timedelta(minutes=batch.reservation_minutes),
+    }
+    # The dialogue row lock serialises reservations of this dialogue, so a plain
+    # update-then-insert cannot race (no savepoint needed).
+    mine = Reservation.objects.filter(dialogue=dialogue, annotator=annotator)
+    if mine.update(**values):
+        reservation = mine.get()
+    else:
+        reservation = Reservation.objects.create(
+            dialogue=dialogue, annotator=annotator, **values
+        )
+    Dialogue.objects.filter(pk=dialogue.pk).update(claimed=F("claimed") + 1)
+    dialogue.claimed += 1
+    reservation.dialogue = dialogue
+    reservation.batch = batch
+    return reservation
+
+
+def release_expired(*, batch_ids: list[int], now: datetime | None = None) -> int:
+    """Give expired reservations back to the pool; returns how many were released.
+
+    Reservation rows are locked with SKIP LOCKED (two sweepers never take the same
+    one) and dialogues are updated in id order, so sweepers cannot deadlock.
+    """
+    now = now or timezone.now()
+    due = Reservation.objects.filter(
+        batch_id__in=batch_ids, state=ReservationState.ACTIVE, expires_at__lte=now
+    )
+    if not due.exists():  # the usual case: one indexed probe, no transaction
+        return 0
+    with transaction.atomic():
+        expired = list(
+            Reservation.objects.filter(
+                batch_id__in=batch_ids,
+                state=ReservationState.ACTIVE,
+                expires_at__lte=now,
+            )
+            .select_for_update(skip_locked=True)
+            .order_by("dialogue_id")
+            .values_list("pk", "dialogue_id")[:SWEEP_LIMIT]
+        )
+        if not expired:
+            return 0
+        Reservation.objects.filter(pk__in=[pk for pk, _ in expired]).update(
+            state=ReservationState.RELEASED
+        )
+        for _, dialogue_id in expired:
+            Dialogue.objects.filter(pk=dialogue_id, claimed__gt=0).update(
+                claimed=F("claimed") - 1
+            )
+    return len(expired)
+
+
+def _locked_dialogue(dialogue_id: int) -> Dialogue:
+    return (
+        Dialogue.objects.select_for_update(of=("self",))
+        .select_related("batch__taxonomy")
+        .get(pk=dialogue_id)
+    )
+
+
+def _require_assignment(annotator: User, batch: Batch) -> None:
+    if not Assignment.objects.filter(batch=batch, annotator=annotator).exists():
+        raise NotAssigned("You are not assigned to this dialogue's batch.")
+
+
+def _checked_vote(dialogue: Dialogue, vote: VoteIn) -> list[CategoryRef]:
+    """Resolve the vote's categories or raise VoteInvalid naming every bad field."""
+    batch = dialogue.batch
+    categories, problems = check_vote(
+        label=vote.label,
+        response_label=vote.response_label,
+        category_names=list(vote.categories),
+        other_text=vote.other_text,
+        index=batch.taxonomy.category_index(),
+    )
+    retired = set(
+        batch.taxonomy.categories.filter(
+            retired=True, pk__in=[c.id for c in categories]
+        ).values_list("name", flat=True)
+    )
+    problems += [VoteProblem("categories", f"{name!r} is retired") for name in retired]
+    if vote.response_label is not None and not dialogue.has_response:
+        problems.append(VoteProblem("response_label", "the dialogue has no response"))
+    if (
+        batch.asks_response_label
+        and dialogue.has_response
+        and vote.response_label is None
+    ):
+        problems.append(VoteProblem("response_label", "this batch asks for it"))
+    if problems:
+        raise VoteInvalid(problems)
+    return categories
+
+
+def _time_spent(given: int | None, reservation: Reservation | None) -> int | None:
+    if given is not None and given >= 0:
+        return min(int(given), MAX_TIME_SPENT_MS)
+    if reservation is not None:
+        elapsed = (timezone.now() - reservation.reserved_at).total_seconds() * 1000
+        return min(int(elapsed), MAX_TIME_SPENT_MS)
+    return None
+
+
+@transaction.atomic
+def submit_label(
+    *,
+    annotator: User,
+    dialogue_id: int,
+    vote: VoteIn,
+    time_spent_ms: int | None = None,
+) -> Label:
+    """Record the annotator's vote on a dialogue reserved for them.
+
+    Locks the dialogue row. A reservation that expired is still honoured if the
+    dialogue has room left; one that went to someone else in the meantime is not.
+    """
+    require_consent(annotator)
+    try:
+        dialogue = _locked_dialogue(dialogue_id)
+    except Dialogue.DoesNotExist:
+        raise NotReserved("No such dialogue is reserved for you.") from None
+    _require_assignment(annotator, dialogue.batch)
+    if Label.objects.human().filter(dialogue=dialogue, annotator=annotator).exists():
+        raise AlreadyLabelled(
+            "You have already labelled this dialogue; change it from your history."
+        )
+    reservation = (
+        Reservation.objects.select_for_update()
+        .filter(dialogue=dialogue, annotator=annotator)
+        .first()
+    )
+    if reservation is None or reservation.state == ReservationState.DONE:
+        raise NotReserved("This dialogue is not reserved for you.")
+    categories = _checked_vote(dialogue, vote)
+    if reservation.state == ReservationState.RELEASED:
+        if dialogue.claimed >= dialogue.batch.labels_required:
+            raise NotReserved(
+                "Your reservation expired and the dialogue went to someone else."
+            )
+        Dialogue.objects.filter(pk=dialogue.pk).update(claimed=F("claimed") + 1)
+    reservation.state = ReservationState.DONE
+    reservation.save(update_fields=["state"])
+    label = Label.objects.create(
+        dialogue=dialogue,
+        kind=VoteKind.HUMAN,
+        annotator=annotator,
+        label=vote.label,
+        response_label=vote.response_label,
+        other_text=vote.other_text.strip(),
+        comment=vote.comment.strip(),
+        time_spent_ms=_time_spent(time_spent_ms, reservation),
+    )
+    LabelCategory.objects.bulk_create(
+        LabelCategory(label=label, category_id=c.id, position=i)
+        for i, c in enumerate(categories)
+    )
+    return label
+
+
+def _release_mine(dialogue: Dialogue, annotator: User) -> None:
+    """Drop the annotator's active reservation of a locked dialogue (if any)."""
+    released = Reservation.objects.filter(
+        dialogue=dialogue, annotator=annotator, state=ReservationState.ACTIVE
+    ).update(state=ReservationState.RELEASED)
+    if released:
+        Dialogue.objects.filter(pk=dialogue.pk, claimed__gt=0).update(
+            claimed=F("claimed") - 1
+        )
+
+
+@transaction.atomic
+def skip_dialogue(*, annotator: User, dialogue_id: int, reason: str = "") -> Skip:
+    """Pass on a reserved dialogue: it goes back to the others, never to this person."""
+    require_consent(annotator)
+    dialogue = _locked_dialogue(dialogue_id)
+    if not Reservation.objects.filter(
+        dialogue=dialogue, annotator=annotator, state=ReservationState.ACTIVE
+    ).exists():
+        raise NotReserved("This dialogue is not reserved for you.")
+    _release_mine(dialogue, annotator)
+    skip, _ = Skip.objects.get_or_create(
+        dialogue=dialogue,
+        annotator=annotator,
+        defaults={"reason": reason.strip()[:500]},
+    )
+    return skip
+
+
+@transaction.atomic
+def flag_dialogue(
+    *, annotator: User, dialogue_id: int, reason: str, note: str = ""
+) -> Flag:
+    """Report a dialogue to the leads. A reserved one is also skipped (it moves on);
+    one the annotator already labelled keeps their vote."""
+    require_consent(annotator)
+    dialogue = _locked_dialogue(dialogue_id)
+    reserved = Reservation.objects.filter(
+        dialogue=dialogue, annotator=annotator, state=ReservationState.ACTIVE
+    ).exists()
+    voted = (
+        Label.objects.human().filter(dialogue=dialogue, annotator=annotator).exists()
+    )
+    if not (reserved or voted):
+        raise NotReserved("You can flag dialogues reserved for you or labelled by you.")
+    flag, _ = Flag.objects.update_or_create(
+        dialogue=dialogue,
+        annotator=annotator,
+        defaults={"reason": reason, "note": note.strip(), "resolved_at": None},
+    )
+    if reserved:
+        _release_mine(dialogue, annotator)
+        Skip.objects.get_or_create(
+            dialogue=dialogue,
+            annotator=annotator,
+            defaults={"reason": f"flagged: {reason}"},
+        )
+    return flag
+
+
+def vote_snapshot(label: Label) -> dict[str, Any]:
+    """A vote's values as stored in its edit history."""
+    return {
+        "label": label.label,
+        "response_label": label.response_label,
+        "categories": [
+            lc.category.name
+            for lc in label.label_categories.select_related("category").order_by(
+                "position"
+            )
+        ],
+        "other_text": label.other_text,
+        "comment": label.comment,
+    }
+
+
+@transaction.atomic
+def edit_label(*, annotator: User, label_id: int, vote: VoteIn) -> Label:
+    """Change one's own vote until the dialogue is adjudicated; the edit is kept."""
+    require_consent(annotator)
+    label = (
+        Label.objects.select_for_update(of=("self",))
+        .select_related("dialogue__batch__taxonomy")
+        .filter(pk=label_id, annotator=annotator, kind=VoteKind.HUMAN)
+        .first()
+    )
+    if label is None:
+        raise NotEditable("No such label of yours.")
+    if label.dialogue.is_adjudicated:
+        raise NotEditable("A lead has adjudicated this dialogue; its votes are final.")
+    categories = _checked_vote(label.dialogue, vote)
+    before = vote_snapshot(label)
+    label.label = vote.label
+    label.response_label = vote.response_label
+    label.other_text = vote.other_text.strip()
+    label.comment = vote.comment.strip()
+    label.save(
+        update_fields=["label", "response_label", "other_text", "comment", "updated_at"]
+    )
+    label.label_categories.all().delete()
+    LabelCategory.objects.bulk_create(
+        LabelCategory(label=label, category_id=c.id, position=i)
+        for i, c in enumerate(categories)
+    )
+    after = vote_snapshot(label)
+    if after != before:
+        LabelEdit.objects.create(
+            label=label, edited_by=annotator, before=before, after=after
+        )
+    return label
+
+
+def recount_claimed(*, dialogue_ids: list[int]) -> None:
+    """Set `claimed` from the rows (human votes + active reservations) after a bulk
+    write that bypassed the queue, such as an import of labels."""
+    votes = (
+        Label.objects.filter(dialogue=OuterRef("pk"), kind=VoteKind.HUMAN)
+        .order_by()
+        .values("dialogue")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    held = (
+        Reservation.objects.filter(
+            dialogue=OuterRef("pk"), state=ReservationState.ACTIVE
+        )
+        .order_by()
+        .values("dialogue")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    for start in range(0, len(dialogue_ids), 5000):
+        Dialogue.objects.filter(pk__in=dialogue_ids[start : start + 5000]).update(
+            claimed=Coalesce(Subquery(votes, output_field=IntegerField()), 0)
+            + Coalesce(Subquery(held, output_field=IntegerField()), 0)
+        )
