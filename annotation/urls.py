@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from annotation import views
+from annotation import views, work_views
 
 app_name = "annotation"
 
@@ -13,6 +13,15 @@ urlpatterns = [
         views.dialogue_detail,
         name="dialogue_detail",
     ),
+    path("work/", work_views.workspace, name="workspace"),
+    path("work/consent/", work_views.consent, name="consent"),
+    path("work/undo/", work_views.undo, name="undo"),
+    path("work/history/", work_views.history, name="history"),
+    path("work/preferences/", work_views.preferences, name="preferences"),
+    path("work/labels/<int:pk>/", work_views.edit, name="edit_label"),
+    path("work/<int:dialogue_id>/submit/", work_views.submit, name="submit"),
+    path("work/<int:dialogue_id>/skip/", work_views.skip, name="skip"),
+    path("work/<int:dialogue_id>/flag/", work_views.flag, name="flag"),
     path("imports/", views.import_list, name="import_list"),
     path("imports/new/", views.import_new, name="import_new"),
     path("imports/<int:pk>/", views.import_detail, name="import_detail"),

@@ -26,8 +26,7 @@ class HtmxHttpRequest(HttpRequest):
 def home(request: HtmxHttpRequest) -> HttpResponse:
     if request.user.is_lead:
         return redirect("annotation:batch_list")
-    batches = Batch.objects.filter(assignments__annotator=request.user).with_counts()
-    return render(request, "annotation/home.html", {"batches": batches, "nav": "home"})
+    return redirect("annotation:workspace")
 
 
 @require_GET

@@ -118,39 +118,13 @@ def test_lead_pages_are_403_for_an_annotator(
 # --- annotator home ------------------------------------------------------------------
 
 
-def test_annotator_home_lists_only_their_assigned_batches(
-    annotator_client: Client, annotator: User
-) -> None:
-    # given
-    mine = BatchFactory(name="mine")
-    DialogueFactory.create_batch(3, batch=mine)
-    AssignmentFactory(batch=mine, annotator=annotator)
-    theirs = BatchFactory(name="theirs")
-    AssignmentFactory(batch=theirs, annotator=UserFactory(username="bob"))
-    BatchFactory(name="unassigned")
-
-    # when
+def test_annotator_home_is_the_workspace(annotator_client: Client) -> None:
+    # when an annotator opens the site
     response = annotator_client.get("/")
 
-    # then
-    assert response.status_code == 200
-    assert [(b.name, b.n_dialogues) for b in response.context["batches"]] == [
-        ("mine", 3)
-    ]
-    html = response.content.decode()
-    assert "<td>mine</td>" in html
-    assert "theirs" not in html
-    assert "unassigned" not in html
-
-
-def test_annotator_home_without_batches_says_so(annotator_client: Client) -> None:
-    # when
-    response = annotator_client.get("/")
-
-    # then
-    assert response.status_code == 200
-    assert list(response.context["batches"]) == []
-    assert "You are not assigned to a batch yet." in response.content.decode()
+    # then they go straight to labelling (which asks for consent first)
+    assert response.status_code == 302
+    assert response["Location"] == "/work/"
 
 
 def test_home_sends_anonymous_users_to_login(client: Client, db: None) -> None:

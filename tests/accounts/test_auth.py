@@ -144,11 +144,12 @@ def test_logout_by_get_is_refused_and_keeps_the_session(
 
 
 def test_every_page_offers_logout_as_a_post_form(annotator_client: Client) -> None:
-    # when
-    html = annotator_client.get(reverse("home")).content.decode()
+    # when (home sends an annotator on to the content warning)
+    response = annotator_client.get(reverse("home"), follow=True)
 
     # then
-    assert f'<form method="post" action="{LOGOUT}">' in html
+    assert response.redirect_chain[-1] == ("/work/consent/", 302)
+    assert f'<form method="post" action="{LOGOUT}">' in response.content.decode()
 
 
 # --- roles ---------------------------------------------------------------------------

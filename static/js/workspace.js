@@ -1,0 +1,212 @@
+// The labelling page's keyboard and small behaviours. Plain JavaScript, no build step.
+// Labels on digits, categories on letters, commands on Alt or Ctrl (DESIGN section 8),
+// so a hotkey never clashes with typing: letters and digits are ignored in text fields.
+(function () {
+  "use strict";
+
+  var shownAt = performance.now();
+  var IDLE_RESET_MS = 5 * 60 * 1000; // a pause this long counts as a break
+  var workStart = null;
+  var lastActivity = Date.now();
+
+  function $(selector, root) { return (root || document).querySelector(selector); }
+  function workspace() { return $("#workspace"); }
+  function form() { return $("#vote-form"); }
+  function openDialog() { return $("dialog[open]"); }
+  function overlayOpen() {
+    return Array.prototype.some.call(document.querySelectorAll(".overlay"), function (o) { return !o.hidden; });
+  }
+  function typing(target) {
+    if (!target || !target.tagName) return false;
+    var tag = target.tagName.toLowerCase();
+    if (tag === "textarea" || tag === "select") return true;
+    return tag === "input" && ["text", "search", "email", "number", "password"].indexOf(target.type) !== -1;
+  }
+
+  function toast(message, level) {
+    var box = $("#toasts");
+    if (!box) return;
+    var el = document.createElement("div");
+    el.className = "toast " + (level || "success");
+    el.textContent = message; // never HTML: messages may quote dialogue text
+    box.appendChild(el);
+    el.addEventListener("click", function () { el.remove(); });
+    if (level !== "error") setTimeout(function () { el.remove(); }, 4000);
+  }
+
+  function submitVote() {
+    var f = form();
+    if (!f) return;
+    if (typeof f.requestSubmit === "function") f.requestSubmit(); else f.submit();
+  }
+
+  function toggle(input) {
+    if (input.type === "radio") { input.checked = true; }
+    else { input.checked = !input.checked; }
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+    if (input.dataset.needsText && input.checked) {
+      var other = $("#other-text");
+      if (other) other.focus();
+    }
+  }
+
+  function showDialog(id) {
+    var dialog = document.getElementById(id);
+    if (!dialog || typeof dialog.showModal !== "function") return;
+    dialog.showModal();
+    var field = dialog.querySelector("input[type=text]");
+    if (field && id === "skip-dialog") field.focus();
+    else dialog.querySelector("button[type=submit]").focus();
+  }
+
+  function toggleHidden(id, show) {
+    var el = document.getElementById(id);
+    if (!el) return;
+    el.hidden = show === undefined ? !el.hidden : !show;
+    if (!el.hidden) {
+      var button = el.querySelector("button");
+      if (button) button.focus();
+    }
+  }
+
+  function reveal() {
+    var ws = workspace();
+    if (ws) ws.classList.add("revealed");
+  }
+
+  function undo() {
+    var link = $('[data-action="undo"]');
+    if (link && window.htmx) window.htmx.trigger(link, "click");
+    else if (link) window.location = link.href;
+  }
+
+  function closeEverything() {
+    var dialog = openDialog();
+    if (dialog) { dialog.close(); return true; }
+    var closed = false;
+    ["help-overlay", "break-overlay", "guidelines"].forEach(function (id) {
+      var el = document.getElementById(id);
+      if (el && !el.hidden) {
+        el.hidden = true;
+        closed = true;
+        if (id === "break-overlay") workStart = null;
+      }
+    });
+    return closed;
+  }
+
+  var ALT_COMMANDS = {
+    KeyS: function () { if ($("#skip-dialog")) showDialog("skip-dialog"); },
+    KeyF: function () { if ($("#flag-dialog")) showDialog("flag-dialog"); },
+    KeyU: undo,
+    KeyG: function () { toggleHidden("guidelines"); },
+    KeyR: reveal,
+    KeyC: function () { var c = $("#comment"); if (c) c.focus(); },
+    KeyO: function () { var o = $("#other-text"); if (o) o.focus(); },
+  };
+
+  document.addEventListener("keydown", function (e) {
+    lastActivity = Date.now();
+    if (workStart === null) workStart = Date.now();
+    var target = e.target;
+
+    if (e.key === "Escape") {
+      if (closeEverything()) { e.preventDefault(); return; }
+      if (typing(target)) { target.blur(); e.preventDefault(); }
+      return;
+    }
+    var breakBox = document.getElementById("break-overlay");
+    if (breakBox && !breakBox.hidden) {
+      if (e.key === "Enter") { e.preventDefault(); breakBox.hidden = true; workStart = null; }
+      return;
+    }
+    if ((e.ctrlKey || e.metaKey) && e.key === "Enter") {
+      if (!openDialog()) { e.preventDefault(); submitVote(); }
+      return;
+    }
+    if (e.altKey && !e.ctrlKey && !e.metaKey && ALT_COMMANDS[e.code]) {
+      if (openDialog()) return;
+      e.preventDefault();
+      ALT_COMMANDS[e.code]();
+      return;
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey || typing(target)) return;
+
+    var dialog = openDialog();
+    if (dialog) {
+      var reason = dialog.querySelector('[data-flag-key="' + e.key + '"]');
+      if (reason) { e.preventDefault(); reason.checked = true; }
+      return;
+    }
+    if (e.key === "?") { e.preventDefault(); toggleHidden("help-overlay"); return; }
+    if (overlayOpen()) return;
+    var f = form();
+    if (!f) return;
+    var key = e.key.length === 1 ? e.key.toLowerCase() : "";
+    if (!key) return;
+    var input = f.querySelector('input[data-hotkey="' + key + '"]');
+    if (input) { e.preventDefault(); toggle(input); }
+  });
+
+  document.addEventListener("click", function (e) {
+    lastActivity = Date.now();
+    var trigger = e.target.closest ? e.target.closest("[data-action]") : null;
+    if (!trigger) {
+      if (e.target.closest && e.target.closest(".blur-on .dialogue-text")) reveal();
+      return;
+    }
+    var action = trigger.dataset.action;
+    if (action === "skip") showDialog("skip-dialog");
+    else if (action === "flag") showDialog("flag-dialog");
+    else if (action === "help") toggleHidden("help-overlay");
+    else if (action === "guidelines") toggleHidden("guidelines");
+    else if (action === "reveal") reveal();
+    else if (action === "close") { var d = trigger.closest("dialog"); if (d) d.close(); }
+    else if (action === "break-done") { toggleHidden("break-overlay", false); workStart = null; }
+  });
+
+  // The time spent on a dialogue rides with the vote.
+  document.addEventListener("submit", function (e) {
+    var field = e.target.querySelector && e.target.querySelector('input[name="time_spent_ms"]');
+    if (field) field.value = String(Math.round(performance.now() - shownAt));
+  }, true);
+
+  document.addEventListener("htmx:afterSwap", function (e) {
+    if (e.detail && e.detail.target && e.detail.target.id === "workspace") {
+      shownAt = performance.now();
+    }
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    var dialog = openDialog();
+    if (dialog) dialog.close();
+    var errors = $("#vote-form .form-errors");
+    if (errors) { errors.setAttribute("tabindex", "-1"); errors.focus(); }
+  });
+  document.body.addEventListener("toast", function (e) {
+    toast(e.detail.message, e.detail.level);
+  });
+  document.addEventListener("htmx:responseError", function (e) {
+    toast("The server could not save that (" + e.detail.xhr.status + "). Your work is still on the page; try again.", "error");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    toast("No connection to the server. Your work is still on the page; try again.", "error");
+  });
+
+  // Break reminder: after the batch's minutes of continuous work (no 5-minute pause).
+  setInterval(function () {
+    var now = Date.now();
+    if (now - lastActivity > IDLE_RESET_MS) { workStart = null; return; }
+    var ws = workspace();
+    var minutes = ws ? parseInt(ws.dataset.breakMinutes || "0", 10) : 0;
+    if (!minutes || workStart === null) return;
+    if (now - workStart >= minutes * 60 * 1000) {
+      var box = document.getElementById("break-overlay");
+      if (box && box.hidden) {
+        var elapsed = box.querySelector("[data-break-elapsed]");
+        if (elapsed) elapsed.textContent = String(Math.round((now - workStart) / 60000));
+        box.hidden = false;
+        box.querySelector("button").focus();
+      }
+    }
+  }, 15 * 1000);
+})();
