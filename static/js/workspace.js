@@ -26,12 +26,14 @@
   function toast(message, level) {
     var box = $("#toasts");
     if (!box) return;
+    // One message at a time: a stack of "Saved." would cover the form.
+    box.querySelectorAll(".toast:not(.error)").forEach(function (t) { t.remove(); });
     var el = document.createElement("div");
     el.className = "toast " + (level || "success");
     el.textContent = message; // never HTML: messages may quote dialogue text
     box.appendChild(el);
     el.addEventListener("click", function () { el.remove(); });
-    if (level !== "error") setTimeout(function () { el.remove(); }, 4000);
+    if (level !== "error") setTimeout(function () { el.remove(); }, 2500);
   }
 
   function submitVote() {
