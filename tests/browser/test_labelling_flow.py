@@ -126,3 +126,57 @@ def test_annotator_labels_skips_flags_and_edits_with_the_keyboard_only(
     screenshot(page, "work-help")
     page.keyboard.press("Escape")
     assert page.locator("#help-overlay").is_hidden()
+
+
+def test_break_reminder_after_continuous_work(page, live_server):
+    # given a batch that reminds after 1 minute of continuous work
+    batch = BatchFactory(name="breaks", break_reminder_minutes=1)
+    anna = UserFactory(
+        username="anna", content_warning_acknowledged_at="2026-01-01T00:00Z"
+    )
+    AssignmentFactory(batch=batch, annotator=anna)
+    DialogueFactory.create_batch(2, batch=batch)
+    page.clock.install()
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.keyboard.type("anna")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/work/")
+
+    # when she keeps working (a key every 20 seconds) for over a minute
+    for _ in range(4):
+        page.keyboard.press("1")
+        page.clock.fast_forward(20_000)
+
+    # then the reminder shows, and Enter dismisses it
+    reminder = page.get_by_role("alertdialog", name="Time for a break")
+    reminder.wait_for()
+    screenshot(page, "work-break")
+    page.keyboard.press("Enter")
+    assert reminder.is_hidden()
+
+
+def test_no_break_reminder_after_a_real_pause(page, live_server):
+    batch = BatchFactory(name="pause", break_reminder_minutes=1)
+    anna = UserFactory(
+        username="anna", content_warning_acknowledged_at="2026-01-01T00:00Z"
+    )
+    AssignmentFactory(batch=batch, annotator=anna)
+    DialogueFactory.create_batch(2, batch=batch)
+    page.clock.install()
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.keyboard.type("anna")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/work/")
+
+    # when she presses a key, then pauses for six minutes, then works on briefly
+    page.keyboard.press("1")
+    page.clock.fast_forward(6 * 60_000)
+    page.keyboard.press("2")
+    page.clock.fast_forward(30_000)
+
+    # then no reminder: the pause was a break
+    assert page.locator("#break-overlay").is_hidden()
