@@ -3,7 +3,7 @@
 import random
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Count, Q
 from django.db.models.functions import Coalesce
@@ -31,7 +31,20 @@ class BatchStatus(models.TextChoices):
 
 
 # Batch names appear in URLs and file names.
-BATCH_NAME_PATTERN = r"^[\w][\w .\-]*$"
+BATCH_NAME_PATTERN = r"^(?!new$)[\w][\w .\-]*$"  # "new" is the create page's URL
+
+
+class TransitionRefused(Exception):
+    """A batch status change that its transitions map does not allow."""
+
+    def __init__(self, batch: "Batch", status: str) -> None:
+        allowed = ", ".join(sorted(Batch.TRANSITIONS[batch.status])) or "nothing"
+        super().__init__(
+            f"Batch {batch.name} is {batch.status}; it can go to {allowed}, "
+            f"not {status}."
+        )
+        self.current = batch.status
+        self.requested = status
 
 
 class BatchQuerySet(models.QuerySet["Batch"]):
@@ -81,7 +94,9 @@ class Batch(models.Model):
     taxonomy = models.ForeignKey(
         Taxonomy, on_delete=models.PROTECT, related_name="batches"
     )
-    labels_required = models.PositiveSmallIntegerField(default=3)
+    labels_required = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(1)]
+    )
     needs_caution_policy = models.CharField(
         max_length=16,
         choices=NeedsCautionPolicy.choices,
@@ -95,10 +110,13 @@ class Batch(models.Model):
         max_length=16, choices=BatchStatus.choices, default=BatchStatus.ACTIVE
     )
     reservation_minutes = models.PositiveSmallIntegerField(
-        default=30, help_text="How long a dialogue stays reserved for one annotator."
+        default=30,
+        validators=[MinValueValidator(1)],
+        help_text="How long a dialogue stays reserved for one annotator.",
     )
     break_reminder_minutes = models.PositiveSmallIntegerField(
         default=50,
+        validators=[MinValueValidator(1)],
         help_text="Remind annotators to rest after this much continuous work.",
     )
     annotators = models.ManyToManyField(
@@ -135,9 +153,23 @@ class Batch(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    # Archived is where finished batches rest; a lead may bring one back to active.
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        BatchStatus.ACTIVE: frozenset({BatchStatus.PAUSED, BatchStatus.ARCHIVED}),
+        BatchStatus.PAUSED: frozenset({BatchStatus.ACTIVE, BatchStatus.ARCHIVED}),
+        BatchStatus.ARCHIVED: frozenset({BatchStatus.ACTIVE}),
+    }
+
     @property
     def is_active(self) -> bool:
         return self.status == BatchStatus.ACTIVE
+
+    def set_status(self, status: str) -> None:
+        """The one way to change the status; raises TransitionRefused."""
+        if status not in self.TRANSITIONS.get(self.status, frozenset()):
+            raise TransitionRefused(self, status)
+        self.status = status
+        self.save(update_fields=["status"])
 
 
 class Assignment(models.Model):

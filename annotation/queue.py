@@ -281,16 +281,26 @@ def release_expired(*, batch_ids: list[int], now: datetime | None = None) -> int
             .order_by("dialogue_id")
             .values_list("pk", "dialogue_id")[:SWEEP_LIMIT]
         )
-        if not expired:
-            return 0
-        Reservation.objects.filter(pk__in=[pk for pk, _ in expired]).update(
-            state=ReservationState.RELEASED
-        )
-        for _, dialogue_id in expired:
-            Dialogue.objects.filter(pk=dialogue_id, claimed__gt=0).update(
-                claimed=F("claimed") - 1
-            )
+        release_reservations(held=expired)
     return len(expired)
+
+
+def release_reservations(*, held: list[tuple[int, int]]) -> None:
+    """Release active reservations given as (reservation id, dialogue id) pairs.
+
+    Precondition: the caller is in a transaction and has locked these reservation
+    rows. Dialogues are updated in id order (as every caller does), so two callers
+    cannot deadlock on them.
+    """
+    if not held:
+        return
+    Reservation.objects.filter(pk__in=[pk for pk, _ in held]).update(
+        state=ReservationState.RELEASED
+    )
+    for dialogue_id in sorted(dialogue_id for _, dialogue_id in held):
+        Dialogue.objects.filter(pk=dialogue_id, claimed__gt=0).update(
+            claimed=F("claimed") - 1
+        )
 
 
 def _locked_dialogue(dialogue_id: int) -> Dialogue:

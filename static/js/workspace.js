@@ -78,8 +78,11 @@
 
   function undo() {
     var link = $('[data-action="undo"]');
-    if (link && window.htmx) window.htmx.trigger(link, "click");
-    else if (link) window.location = link.href;
+    if (!link) return;
+    // Ask directly rather than clicking: a link swapped in a moment ago may not be
+    // wired by htmx yet, and the key press must not be lost.
+    if (window.htmx) window.htmx.ajax("GET", link.href, { target: "#workspace", swap: "outerHTML" });
+    else window.location = link.href;
   }
 
   function closeEverything() {
@@ -179,8 +182,8 @@
     }
   });
   document.addEventListener("htmx:afterSettle", function () {
-    var dialog = openDialog();
-    if (dialog) dialog.close();
+    // (An open skip or flag dialog left with the old fragment; never close one here:
+    // the annotator may already have opened the new fragment's.)
     var errors = $("#vote-form .form-errors");
     if (errors) { errors.setAttribute("tabindex", "-1"); errors.focus(); }
   });

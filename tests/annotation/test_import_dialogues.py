@@ -1598,7 +1598,7 @@ def test_import_dialogues_command_exits_1_and_names_the_line(tmp_path):
             "import_dialogues",
             str(path),
             "--batch",
-            "new",
+            "fresh",
             "--create-batch",
             stdout=out,
             stderr=err,
@@ -1608,7 +1608,7 @@ def test_import_dialogues_command_exits_1_and_names_the_line(tmp_path):
     assert exited.value.code == 1
     assert err.getvalue().startswith("rows.jsonl, line 3: invalid JSON")
     assert out.getvalue() == (
-        "new: imported 0, skipped 0 duplicates, 0 labels, 1 errors (nothing written)\n"
+        "fresh: imported 0, skipped 0 duplicates, 0 labels, 1 errors (nothing written)\n"
     )
     assert _state() == before
 
@@ -1618,11 +1618,11 @@ def test_import_dialogues_command_dry_run_writes_nothing(tmp_path):
     before = _state()
 
     out, err = _run(
-        "import_dialogues", str(path), "--batch", "new", "--create-batch", "--dry-run"
+        "import_dialogues", str(path), "--batch", "fresh", "--create-batch", "--dry-run"
     )
 
     assert err == ""
-    assert out == ("new: would import 5, skipped 0 duplicates, 5 labels, 0 errors\n")
+    assert out == ("fresh: would import 5, skipped 0 duplicates, 5 labels, 0 errors\n")
     assert _state() == before
 
 

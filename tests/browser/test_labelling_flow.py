@@ -20,11 +20,16 @@ def current_dialogue(page) -> str:
 
 
 def wait_for_next(page, previous: str) -> str:
-    page.wait_for_function(
-        "prev => { const w = document.querySelector('#workspace');"
-        " return w && w.getAttribute('data-dialogue') !== prev; }",
-        arg=previous,
-    )
+    try:
+        page.wait_for_function(
+            "prev => { const w = document.querySelector('#workspace');"
+            " return w && w.getAttribute('data-dialogue') !== prev; }",
+            arg=previous,
+            timeout=10_000,
+        )
+    except Exception:
+        screenshot(page, "work-stuck")  # what the page showed when it did not move on
+        raise
     return current_dialogue(page)
 
 

@@ -1,0 +1,199 @@
+"""The leads' batch pages: create a batch from imported sets, its settings and status,
+who labels it (and their daily caps), and its progress with the open flags."""
+
+import copy
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from accounts.models import User
+from accounts.permissions import lead_required
+from annotation import batches
+from annotation.lead_forms import AssignForm, BatchCreateForm, BatchSettingsForm
+from annotation.models import Batch, BatchStatus, Flag, TransitionRefused
+from annotation.progress import batch_progress
+from annotation.views import HtmxHttpRequest
+
+# The open flags shown at once; the page says how many more there are.
+FLAGS_SHOWN = 200
+PROGRESS_POLL_SECONDS = 15
+
+
+def _batch(name: str) -> Batch:
+    return get_object_or_404(Batch.objects.select_related("taxonomy"), name=name)
+
+
+@require_http_methods(["GET", "POST"])
+@lead_required
+def batch_new(request: HtmxHttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = BatchCreateForm(request.POST)
+        if form.is_valid():
+            try:
+                batch = batches.create_batch(
+                    **form.service_arguments(), by=request.user
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                n = batch.dialogues.count()
+                messages.success(
+                    request,
+                    f"Batch {batch.name} created with {n:,} "
+                    f"dialogue{'' if n == 1 else 's'}.",
+                )
+                url = reverse("annotation:batch_assign", args=[batch.name])
+                if request.htmx:
+                    return HttpResponseClientRedirect(url)
+                return redirect(url)
+    else:
+        form = BatchCreateForm(initial={"copy_from": request.GET.getlist("from")})
+    template = "annotation/lead/batch_new.html"
+    if request.htmx:
+        template += "#batch-form"
+    return render(request, template, {"form": form, "nav": "batches"})
+
+
+@require_http_methods(["GET", "POST"])
+@lead_required
+def batch_settings(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    batch = _batch(name)
+    # The form writes into its instance while validating; keep the page's batch as
+    # stored until the service has saved the change.
+    form = BatchSettingsForm(
+        request.POST if request.method == "POST" else None, instance=copy.copy(batch)
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            batches.update_batch_settings(batch=batch, **form.settings())
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, f"Settings of {batch.name} saved.")
+            url = reverse("annotation:batch_settings", args=[batch.name])
+            if request.htmx:
+                return HttpResponseClientRedirect(url)
+            return redirect(url)
+    template = "annotation/lead/batch_settings.html"
+    if request.htmx:
+        template += "#settings-form"
+    context = {
+        "batch": batch,
+        "form": form,
+        "transitions": _transitions(batch),
+        "nav": "batches",
+        "tab": "settings",
+    }
+    return render(request, template, context)
+
+
+def _transitions(batch: Batch) -> list[tuple[str, str]]:
+    """The buttons for the status changes allowed from here, as (status, verb)."""
+    verbs = {
+        BatchStatus.ACTIVE: "Resume" if batch.status == "paused" else "Reactivate",
+        BatchStatus.PAUSED: "Pause",
+        BatchStatus.ARCHIVED: "Archive",
+    }
+    allowed = Batch.TRANSITIONS[batch.status]
+    return [(s.value, verbs[s]) for s in BatchStatus if s in allowed]
+
+
+@require_POST
+@lead_required
+def batch_status(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    batch = _batch(name)
+    status = request.POST.get("status", "")
+    try:
+        batches.set_batch_status(batch=batch, status=status)
+    except TransitionRefused as refused:
+        messages.error(request, str(refused))
+    else:
+        messages.success(request, f"Batch {batch.name} is now {batch.status}.")
+    return redirect("annotation:batch_settings", batch.name)
+
+
+@require_http_methods(["GET", "POST"])
+@lead_required
+def batch_assign(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    batch = _batch(name)
+    annotators = list(User.objects.annotators().filter(is_active=True))
+    assigned_ids = set(batch.assignments.values_list("annotator_id", flat=True))
+    form = AssignForm(
+        request.POST if request.method == "POST" else None,
+        annotators=annotators,
+        assigned_ids=assigned_ids,
+    )
+    if request.method == "POST" and form.is_valid():
+        chosen = form.chosen()
+        chosen_ids = {u.pk for u in chosen}
+        try:
+            with transaction.atomic():
+                added = batches.assign_annotators(batch=batch, annotators=chosen)
+                removed = batches.unassign_annotators(
+                    batch=batch,
+                    annotators=[u for u in annotators if u.pk not in chosen_ids],
+                )
+                capped = batches.set_daily_caps(caps=form.caps())
+        except (batches.BatchError, ValidationError) as error:
+            messages.error(request, "; ".join(getattr(error, "messages", [str(error)])))
+        else:
+            messages.success(
+                request,
+                f"{batch.name}: {added} assigned, {removed} unassigned, "
+                f"{len(capped)} daily caps changed.",
+            )
+            return redirect("annotation:batch_assign", batch.name)
+    context = {"batch": batch, "form": form, "nav": "batches", "tab": "assign"}
+    return render(request, "annotation/lead/batch_assign.html", context)
+
+
+@require_http_methods(["GET"])
+@lead_required
+def batch_progress_page(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    batch = _batch(name)
+    template = "annotation/lead/batch_progress.html"
+    if request.htmx and request.htmx.target in ("batch-progress", "open-flags"):
+        template += "#" + request.htmx.target
+    return render(request, template, _progress_context(batch))
+
+
+def _progress_context(batch: Batch) -> dict[str, object]:
+    flags = (
+        Flag.objects.open()
+        .filter(dialogue__batch=batch)
+        .select_related("dialogue", "annotator")
+        .order_by("-created_at", "-pk")
+    )
+    return {
+        "batch": batch,
+        "progress": batch_progress(batch),
+        "flags": flags[:FLAGS_SHOWN],
+        "flag_count": flags.count(),
+        "poll_seconds": PROGRESS_POLL_SECONDS,
+        "nav": "batches",
+        "tab": "progress",
+    }
+
+
+@require_POST
+@lead_required
+def flag_resolve(request: HtmxHttpRequest, name: str, pk: int) -> HttpResponse:
+    batch = _batch(name)
+    flag = get_object_or_404(
+        Flag.objects.select_related("dialogue"), pk=pk, dialogue__batch=batch
+    )
+    batches.resolve_flag(flag=flag, by=request.user)
+    messages.success(request, f"Flag on {flag.dialogue.external_id} resolved.")
+    if request.htmx:
+        return render(
+            request,
+            "annotation/lead/batch_progress.html#open-flags",
+            _progress_context(batch) | {"oob_toasts": True},
+        )
+    return redirect("annotation:batch_progress", batch.name)
