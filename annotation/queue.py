@@ -326,12 +326,11 @@ def _checked_vote(dialogue: Dialogue, vote: VoteIn) -> list[CategoryRef]:
         other_text=vote.other_text,
         index=batch.taxonomy.category_index(),
     )
-    retired = set(
-        batch.taxonomy.categories.filter(
-            retired=True, pk__in=[c.id for c in categories]
-        ).values_list("name", flat=True)
-    )
-    problems += [VoteProblem("categories", f"{name!r} is retired") for name in retired]
+    problems += [
+        VoteProblem("categories", f"{c.name!r} is retired")
+        for c in categories
+        if c.retired
+    ]
     if vote.response_label is not None and not dialogue.has_response:
         problems.append(VoteProblem("response_label", "the dialogue has no response"))
     if (

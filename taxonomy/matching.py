@@ -42,6 +42,7 @@ class CategoryRef:
     id: int
     code: str
     name: str
+    retired: bool = False
 
 
 class CategoryIndex:

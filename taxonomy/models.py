@@ -29,6 +29,7 @@ class Status(models.TextChoices):
 
 
 DEFAULT_TAXONOMY = "Aegis 2.0"
+_PUBLISHED_INDEXES: dict[tuple[int, object], CategoryIndex] = {}
 
 
 class TaxonomyQuerySet(models.QuerySet["Taxonomy"]):
@@ -96,11 +97,24 @@ class Taxonomy(models.Model):
         return self.status == Status.PUBLISHED
 
     def category_index(self) -> CategoryIndex:
-        """Resolve category names, codes and old spellings against this version."""
-        return CategoryIndex(
-            CategoryRef(id=pk, code=code, name=name)
-            for pk, code, name in self.categories.values_list("pk", "code", "name")
+        """Resolve category names, codes and old spellings against this version.
+
+        A published version never changes, so its index is built once per process
+        (every vote resolves its categories through it); a draft's is built anew.
+        """
+        key = (self.pk, self.published_at)
+        cached = _PUBLISHED_INDEXES.get(key)
+        if cached is not None:
+            return cached
+        index = CategoryIndex(
+            CategoryRef(id=pk, code=code, name=name, retired=retired)
+            for pk, code, name, retired in self.categories.values_list(
+                "pk", "code", "name", "retired"
+            )
         )
+        if self.is_published:
+            _PUBLISHED_INDEXES[key] = index
+        return index
 
 
 class CategoryQuerySet(models.QuerySet["Category"]):
