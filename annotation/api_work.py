@@ -93,7 +93,11 @@ class QueueNextView(APIView):
         except QueueError as error:
             return refusal(error)
         if isinstance(result, NothingToDo):
-            return Response(status=status.HTTP_204_NO_CONTENT)
+            # 204 has no body; the reason (done, daily_cap, no_batch) rides in headers.
+            return Response(
+                status=status.HTTP_204_NO_CONTENT,
+                headers={"Aegis-Queue-Reason": result.reason},
+            )
         data = {
             "dialogue": result.dialogue,
             "reservation": result,
@@ -178,6 +182,10 @@ class LabelListCreateView(APIView):
 
     @extend_schema(request=LabelIn, responses={201: LabelOut})
     def post(self, request: Request) -> Response:
+        try:
+            require_consent(cast(User, request.user))
+        except QueueError as error:
+            return refusal(error)
         incoming = LabelIn(data=request.data)
         incoming.is_valid(raise_exception=True)
         try:
@@ -198,6 +206,10 @@ class LabelEditView(APIView):
     @extend_schema(request=VoteFields, responses={200: LabelOut})
     def put(self, request: Request, pk: int) -> Response:
         """Change my own vote (kept in its history) until the dialogue is adjudicated."""
+        try:
+            require_consent(cast(User, request.user))
+        except QueueError as error:
+            return refusal(error)
         incoming = VoteFields(data=request.data)
         incoming.is_valid(raise_exception=True)
         try:
@@ -223,6 +235,10 @@ class SkipView(APIView):
         request=SkipIn, responses={200: OpenApiResponse(description="Skipped")}
     )
     def post(self, request: Request) -> Response:
+        try:
+            require_consent(cast(User, request.user))
+        except QueueError as error:
+            return refusal(error)
         incoming = SkipIn(data=request.data)
         incoming.is_valid(raise_exception=True)
         try:
@@ -249,6 +265,10 @@ class FlagView(APIView):
         request=FlagIn, responses={201: OpenApiResponse(description="Flagged")}
     )
     def post(self, request: Request) -> Response:
+        try:
+            require_consent(cast(User, request.user))
+        except QueueError as error:
+            return refusal(error)
         incoming = FlagIn(data=request.data)
         incoming.is_valid(raise_exception=True)
         try:

@@ -23,9 +23,8 @@ from annotation.models import (
     Dialogue,
     Flag,
     Reservation,
-    ReservationState,
 )
-from annotation.queue import release_reservations
+from annotation.queue import release_where
 from taxonomy.models import Taxonomy
 
 
@@ -178,9 +177,9 @@ def copy_dialogues(
     columns = ", ".join(kept)
     statement = (
         f"INSERT {'' if postgres else 'OR IGNORE '}INTO {table} "
-        f"(batch_id, {columns}, import_job_id, claimed, shuffle_key, "
+        f"(batch_id, {columns}, import_job_id, votes, claimed, shuffle_key, "
         "adjudicated_at, created_at) "
-        f"SELECT %s, {columns}, NULL, 0, {random_key}, NULL, %s "
+        f"SELECT %s, {columns}, NULL, 0, 0, {random_key}, NULL, %s "
         f"FROM {table} WHERE {' AND '.join(where)} ORDER BY id"
         + (" ON CONFLICT DO NOTHING" if postgres else "")
     )
@@ -264,20 +263,14 @@ def assign_annotators(*, batch: Batch, annotators: list[User]) -> int:
 @transaction.atomic
 def unassign_annotators(*, batch: Batch, annotators: list[User]) -> int:
     """Take annotators off the batch; returns how many were on it. Their votes stay;
-    their live reservations in it are released so others get those dialogues.
-
-    Dialogue rows are updated in id order (as the queue's sweeper does), so this
-    cannot deadlock with it.
-    """
+    their live reservations in it are released so others get those dialogues
+    (`release_where` takes the queue's locks in the queue's order)."""
     _locked(batch)
     ids = [u.pk for u in annotators]
-    held = list(
-        Reservation.objects.select_for_update()
-        .filter(batch=batch, annotator_id__in=ids, state=ReservationState.ACTIVE)
-        .order_by("dialogue_id")
-        .values_list("pk", "dialogue_id")
+    release_where(
+        Reservation.objects.filter(batch=batch, annotator_id__in=ids),
+        skip_locked=False,
     )
-    release_reservations(held=held)
     removed, _ = Assignment.objects.filter(batch=batch, annotator_id__in=ids).delete()
     return removed
 

@@ -359,6 +359,7 @@ DIALOGUE_COLUMNS = (
     "content_hash",
     "metadata",
     "import_job_id",
+    "votes",
     "claimed",
     "shuffle_key",
     "created_at",
@@ -389,6 +390,7 @@ def _write_dialogues(rows: list[_Checked], batch: Batch, job: ImportJob | None) 
             if postgres
             else row.metadata,
             job_id,
+            len(row.votes),
             len(row.votes),
             shuffle_key(),
             now,

@@ -234,9 +234,11 @@ class Dialogue(models.Model):
     import_job = models.ForeignKey(
         "ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # The queue's bookkeeping: human votes plus live reservations, and the place of
-    # the dialogue in the batch's random order. Both are indexed with the batch so
-    # picking the next dialogue never scans the batch.
+    # The queue's bookkeeping: human votes, votes plus active reservations (never
+    # above the required count), and the place of the dialogue in the batch's random
+    # order. (batch, votes, shuffle_key) is indexed, so picking the next dialogue
+    # never scans the batch.
+    votes = models.PositiveSmallIntegerField(default=0)
     claimed = models.PositiveSmallIntegerField(default=0)
     shuffle_key = models.IntegerField(default=shuffle_key)
     # Set when a lead decides the final labels; annotators can no longer edit votes.
@@ -249,7 +251,7 @@ class Dialogue(models.Model):
         ordering = ["batch", "id"]
         indexes = [
             models.Index(
-                fields=["batch", "claimed", "shuffle_key"], name="dialogue_queue_order"
+                fields=["batch", "votes", "shuffle_key"], name="dialogue_queue_order"
             )
         ]
         constraints = [

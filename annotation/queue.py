@@ -1,25 +1,39 @@
 """The annotation queue: who labels what next, and what happens to a vote.
 
-Every dialogue carries `claimed` (human votes plus active reservations) and a random
-`shuffle_key`; the index (batch, claimed, shuffle_key) lets `reserve_next` walk the
-batch breadth-first (dialogues nearest completion first) in a random order, starting
-at a point of the order that differs per annotator, without scanning the batch.
+Every dialogue carries `votes` (human votes), `claimed` (votes plus active
+reservations) and a random `shuffle_key`. The index (batch, votes, shuffle_key) lets
+`reserve_next` walk a batch breadth-first (most votes first, among dialogues whose
+`claimed` is below the required count) in a random order that starts at a different
+point for each annotator, without scanning the batch.
 
-Locking: a dialogue row is locked (`FOR UPDATE SKIP LOCKED` when picking,
-`FOR UPDATE` when voting) before its `claimed` changes, so `claimed` never passes the
-batch's required count; the unique (dialogue, annotator) constraints on votes, skips
-and reservations make a second vote by the same person impossible. On SQLite,
-select_for_update is a no-op, but transactions there take the write lock at BEGIN
-(settings: transaction_mode IMMEDIATE), which serialises the same sections.
+Locks, always taken in this order so no two requests can deadlock:
+1. the annotator's user row (reserve_next only: one reservation per person);
+2. dialogue rows, in id order (`FOR UPDATE SKIP LOCKED` when picking or sweeping,
+   `FOR UPDATE` when voting, skipping, flagging or unassigning);
+3. the reservation rows of dialogues already locked.
+`claimed` only changes under the dialogue's lock, so it never passes the required
+count; unique (dialogue, annotator) constraints on votes, skips and reservations make
+a second vote by one person impossible. On SQLite select_for_update is a no-op, but
+transactions take the write lock at BEGIN (transaction_mode IMMEDIATE), which
+serialises the same sections.
 """
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+)
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from accounts.models import User
@@ -153,22 +167,26 @@ def labels_today(annotator: User) -> int:
     )
 
 
-def reserve_next(*, annotator: User) -> Reservation | NothingToDo:
-    """The dialogue the annotator should label now, reserved for them.
-
-    Their own live reservation comes first. Otherwise, in their active batches, a
-    dialogue below its required count that they have not labelled or skipped:
-    nearest completion first, then in the batch's random order from their own
-    starting point. Expired reservations are released on the way.
-    """
-    require_consent(annotator)
-    mine = (
+def _own_live(annotator: User) -> Reservation | None:
+    return (
         Reservation.objects.live()
         .filter(annotator=annotator, batch__status=BatchStatus.ACTIVE)
         .select_related("dialogue", "batch")
         .order_by("reserved_at")
         .first()
     )
+
+
+def reserve_next(*, annotator: User) -> Reservation | NothingToDo:
+    """The dialogue the annotator should label now, reserved for them.
+
+    Their own live reservation comes first. Otherwise, in their active batches, a
+    dialogue below its required count that they have not labelled or skipped: most
+    votes first, then in the batch's random order from their own starting point.
+    Expired reservations are released on the way.
+    """
+    require_consent(annotator)
+    mine = _own_live(annotator)
     if mine is not None:
         return mine
     cap = annotator.daily_label_cap
@@ -180,21 +198,35 @@ def reserve_next(*, annotator: User) -> Reservation | NothingToDo:
     if not batches:
         return NothingToDo("no_batch", "You are not assigned to an active batch.")
     release_expired(batch_ids=[b.pk for b in batches])
-    for batch in batches:
-        reservation = _reserve_in(batch, annotator)
-        if reservation is not None:
-            return reservation
+    for wait in (False, True):
+        # First without waiting for dialogues others hold locked this instant; only
+        # when that finds nothing, once more waiting for them, so a vote being
+        # written elsewhere never makes the queue look empty.
+        for batch in batches:
+            reservation = _reserve_in(batch, annotator, wait=wait)
+            if reservation is not None:
+                return reservation
     return NothingToDo("done", "Nothing is left to label for you right now.")
 
 
-def _reserve_in(batch: Batch, annotator: User) -> Reservation | None:
+def _reserve_in(batch: Batch, annotator: User, *, wait: bool) -> Reservation | None:
     offset = start_offset(annotator)
     with transaction.atomic():
-        # One reservation at a time per annotator, even with two tabs open.
+        # One reservation at a time per annotator, even with two tabs asking at once:
+        # the second waits here, then finds the first one's reservation.
         User.objects.select_for_update().filter(pk=annotator.pk).first()
+        mine = _own_live(annotator)
+        if mine is not None:
+            return mine
         candidates = (
             Dialogue.objects.filter(
-                batch=batch, adjudicated_at__isnull=True, augmentation=""
+                batch=batch,
+                # votes < required is the index's range: finished dialogues (most of
+                # a batch, late on) are never visited.
+                votes__lt=batch.labels_required,
+                claimed__lt=batch.labels_required,
+                adjudicated_at__isnull=True,
+                augmentation="",
             )
             .exclude(
                 Exists(
@@ -219,11 +251,17 @@ def _reserve_in(batch: Batch, annotator: User) -> Reservation | None:
                     )
                 )
             )
-            .select_for_update(skip_locked=True, of=("self",))
+            .select_for_update(skip_locked=not wait, of=("self",))
             .order_by("shuffle_key")
         )
+        if wait:
+            # No level filter here: a row that changes while we wait for it is
+            # checked again against these conditions, and a vote that just landed
+            # must not move it out of the level we asked for.
+            dialogue = candidates.order_by("-votes", "-shuffle_key").first()
+            return _hold(dialogue, batch, annotator) if dialogue else None
         for level in range(batch.labels_required - 1, -1, -1):
-            at_level = candidates.filter(claimed=level)
+            at_level = candidates.filter(votes=level)
             dialogue = (
                 at_level.filter(shuffle_key__gte=offset).first()
                 or at_level.filter(shuffle_key__lt=offset).first()
@@ -261,8 +299,7 @@ def _hold(dialogue: Dialogue, batch: Batch, annotator: User) -> Reservation:
 def release_expired(*, batch_ids: list[int], now: datetime | None = None) -> int:
     """Give expired reservations back to the pool; returns how many were released.
 
-    Reservation rows are locked with SKIP LOCKED (two sweepers never take the same
-    one) and dialogues are updated in id order, so sweepers cannot deadlock.
+    Dialogues locked by someone else right now are left for the next sweep.
     """
     now = now or timezone.now()
     due = Reservation.objects.filter(
@@ -270,37 +307,47 @@ def release_expired(*, batch_ids: list[int], now: datetime | None = None) -> int
     )
     if not due.exists():  # the usual case: one indexed probe, no transaction
         return 0
-    with transaction.atomic():
-        expired = list(
-            Reservation.objects.filter(
-                batch_id__in=batch_ids,
-                state=ReservationState.ACTIVE,
-                expires_at__lte=now,
-            )
-            .select_for_update(skip_locked=True)
-            .order_by("dialogue_id")
-            .values_list("pk", "dialogue_id")[:SWEEP_LIMIT]
-        )
-        release_reservations(held=expired)
-    return len(expired)
+    return release_where(due, skip_locked=True)
 
 
-def release_reservations(*, held: list[tuple[int, int]]) -> None:
-    """Release active reservations given as (reservation id, dialogue id) pairs.
-
-    Precondition: the caller is in a transaction and has locked these reservation
-    rows. Dialogues are updated in id order (as every caller does), so two callers
-    cannot deadlock on them.
-    """
-    if not held:
-        return
-    Reservation.objects.filter(pk__in=[pk for pk, _ in held]).update(
-        state=ReservationState.RELEASED
+def release_where(reservations: "QuerySet[Reservation]", *, skip_locked: bool) -> int:
+    """Release the active reservations the queryset selects (at most SWEEP_LIMIT
+    dialogues' worth); returns how many. Takes the locks in the module's order:
+    dialogues first (id order), then their reservations."""
+    active = reservations.filter(state=ReservationState.ACTIVE)
+    dialogue_ids = list(
+        active.order_by("dialogue_id")
+        .values_list("dialogue_id", flat=True)
+        .distinct()[:SWEEP_LIMIT]
     )
-    for dialogue_id in sorted(dialogue_id for _, dialogue_id in held):
-        Dialogue.objects.filter(pk=dialogue_id, claimed__gt=0).update(
-            claimed=F("claimed") - 1
+    if not dialogue_ids:
+        return 0
+    with transaction.atomic():
+        locked = list(
+            Dialogue.objects.filter(pk__in=dialogue_ids)
+            .select_for_update(skip_locked=skip_locked, of=("self",))
+            .order_by("pk")
+            .values_list("pk", flat=True)
         )
+        held = list(
+            active.filter(dialogue_id__in=locked)
+            .select_for_update(of=("self",))
+            .values_list("pk", "dialogue_id")
+        )
+        if not held:
+            return 0
+        Reservation.objects.filter(pk__in=[pk for pk, _ in held]).update(
+            state=ReservationState.RELEASED
+        )
+        per_dialogue = Counter(dialogue_id for _, dialogue_id in held)
+        by_count: dict[int, list[int]] = {}
+        for dialogue_id, n in per_dialogue.items():
+            by_count.setdefault(n, []).append(dialogue_id)
+        for n, ids in by_count.items():
+            Dialogue.objects.filter(pk__in=ids).update(
+                claimed=Greatest(F("claimed") - n, 0)
+            )
+    return len(held)
 
 
 def _locked_dialogue(dialogue_id: int) -> Dialogue:
@@ -372,6 +419,10 @@ def submit_label(
     except Dialogue.DoesNotExist:
         raise NotReserved("No such dialogue is reserved for you.") from None
     _require_assignment(annotator, dialogue.batch)
+    if dialogue.is_adjudicated:
+        raise NotEditable(
+            "A lead has adjudicated this dialogue; it takes no more votes."
+        )
     if Label.objects.human().filter(dialogue=dialogue, annotator=annotator).exists():
         raise AlreadyLabelled(
             "You have already labelled this dialogue; change it from your history."
@@ -385,11 +436,14 @@ def submit_label(
         raise NotReserved("This dialogue is not reserved for you.")
     categories = _checked_vote(dialogue, vote)
     if reservation.state == ReservationState.RELEASED:
+        if Skip.objects.filter(dialogue=dialogue, annotator=annotator).exists():
+            raise NotReserved("You skipped this dialogue; it went to someone else.")
         if dialogue.claimed >= dialogue.batch.labels_required:
             raise NotReserved(
                 "Your reservation expired and the dialogue went to someone else."
             )
         Dialogue.objects.filter(pk=dialogue.pk).update(claimed=F("claimed") + 1)
+    Dialogue.objects.filter(pk=dialogue.pk).update(votes=F("votes") + 1)
     reservation.state = ReservationState.DONE
     reservation.save(update_fields=["state"])
     label = Label.objects.create(
@@ -522,8 +576,8 @@ def edit_label(*, annotator: User, label_id: int, vote: VoteIn) -> Label:
 
 
 def recount_claimed(*, dialogue_ids: list[int]) -> None:
-    """Set `claimed` from the rows (human votes + active reservations) after a bulk
-    write that bypassed the queue, such as an import of labels."""
+    """Set `votes` and `claimed` from the rows (human votes, active reservations)
+    after a bulk write that bypassed the queue, such as an import of labels."""
     votes = (
         Label.objects.filter(dialogue=OuterRef("pk"), kind=VoteKind.HUMAN)
         .order_by()
@@ -542,6 +596,7 @@ def recount_claimed(*, dialogue_ids: list[int]) -> None:
     )
     for start in range(0, len(dialogue_ids), 5000):
         Dialogue.objects.filter(pk__in=dialogue_ids[start : start + 5000]).update(
+            votes=Coalesce(Subquery(votes, output_field=IntegerField()), 0),
             claimed=Coalesce(Subquery(votes, output_field=IntegerField()), 0)
-            + Coalesce(Subquery(held, output_field=IntegerField()), 0)
+            + Coalesce(Subquery(held, output_field=IntegerField()), 0),
         )
