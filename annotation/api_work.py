@@ -154,11 +154,9 @@ class LabelOut(serializers.ModelSerializer):
         ]
 
     def get_categories(self, label: Label) -> list[str]:
-        return [lc.category.name for lc in label.label_categories.all()]
-
-
-def _with_categories(label_id: int) -> Label:
-    return Label.objects.prefetch_related("label_categories__category").get(pk=label_id)
+        if label.category_names is not None:  # just written by a service
+            return label.category_names
+        return [lc.category.name for lc in label.label_categories.all()]  # prefetched
 
 
 class LabelListCreateView(APIView):
@@ -197,7 +195,7 @@ class LabelListCreateView(APIView):
             )
         except QueueError as error:
             return refusal(error)
-        return Response(LabelOut(_with_categories(label.pk)).data, status=201)
+        return Response(LabelOut(label).data, status=201)
 
 
 class LabelEditView(APIView):
@@ -218,7 +216,7 @@ class LabelEditView(APIView):
             )
         except QueueError as error:
             return refusal(error)
-        return Response(LabelOut(_with_categories(label.pk)).data)
+        return Response(LabelOut(label).data)
 
 
 class SkipIn(serializers.Serializer):

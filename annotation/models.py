@@ -383,6 +383,21 @@ class Label(models.Model):
         who = self.annotator_id or self.judge or self.kind
         return f"{self.dialogue_id} {who}: {self.label}"
 
+    # Set by the services that just wrote the categories, so answering with the vote
+    # does not read them back.
+    category_names: list[str] | None = None
+
+    def ordered_category_names(self) -> list[str]:
+        """The vote's category names in the order the rater gave them."""
+        if self.category_names is not None:
+            return list(self.category_names)
+        return [
+            lc.category.name
+            for lc in self.label_categories.select_related("category").order_by(
+                "position"
+            )
+        ]
+
 
 class LabelCategory(models.Model):
     """A category chosen in a vote; `position` keeps the order the rater gave."""

@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import (
     Count,
-    Exists,
     F,
     IntegerField,
     OuterRef,
@@ -183,112 +182,110 @@ def reserve_next(*, annotator: User) -> Reservation | NothingToDo:
     Their own live reservation comes first. Otherwise, in their active batches, a
     dialogue below its required count that they have not labelled or skipped: most
     votes first, then in the batch's random order from their own starting point.
-    Expired reservations are released on the way.
+    Expired reservations are released on the way. Holds the annotator's row lock
+    throughout, so two requests of one person (two tabs) get one reservation.
     """
     require_consent(annotator)
-    mine = _own_live(annotator)
-    if mine is not None:
-        return mine
-    cap = annotator.daily_label_cap
-    if cap is not None and labels_today(annotator) >= cap:
-        return NothingToDo(
-            "daily_cap", f"You have reached today's limit of {cap} labels. Thank you!"
-        )
-    batches = active_batches(annotator)
-    if not batches:
-        return NothingToDo("no_batch", "You are not assigned to an active batch.")
-    release_expired(batch_ids=[b.pk for b in batches])
-    for wait in (False, True):
-        # First without waiting for dialogues others hold locked this instant; only
-        # when that finds nothing, once more waiting for them, so a vote being
-        # written elsewhere never makes the queue look empty.
-        for batch in batches:
-            reservation = _reserve_in(batch, annotator, wait=wait)
-            if reservation is not None:
-                return reservation
-    return NothingToDo("done", "Nothing is left to label for you right now.")
-
-
-def _reserve_in(batch: Batch, annotator: User, *, wait: bool) -> Reservation | None:
-    offset = start_offset(annotator)
     with transaction.atomic():
-        # One reservation at a time per annotator, even with two tabs asking at once:
-        # the second waits here, then finds the first one's reservation.
         User.objects.select_for_update().filter(pk=annotator.pk).first()
         mine = _own_live(annotator)
         if mine is not None:
             return mine
-        candidates = (
-            Dialogue.objects.filter(
-                batch=batch,
-                # votes < required is the index's range: finished dialogues (most of
-                # a batch, late on) are never visited.
-                votes__lt=batch.labels_required,
-                claimed__lt=batch.labels_required,
-                adjudicated_at__isnull=True,
-                augmentation="",
+        cap = annotator.daily_label_cap
+        if cap is not None and labels_today(annotator) >= cap:
+            return NothingToDo(
+                "daily_cap",
+                f"You have reached today's limit of {cap} labels. Thank you!",
             )
-            .exclude(
-                Exists(
-                    Label.objects.filter(
-                        dialogue=OuterRef("pk"),
-                        annotator=annotator,
-                        kind=VoteKind.HUMAN,
-                    )
-                )
-            )
-            .exclude(
-                Exists(
-                    Skip.objects.filter(dialogue=OuterRef("pk"), annotator=annotator)
-                )
-            )
-            .exclude(
-                Exists(
-                    Reservation.objects.filter(
-                        dialogue=OuterRef("pk"),
-                        annotator=annotator,
-                        state=ReservationState.ACTIVE,
-                    )
-                )
-            )
-            .select_for_update(skip_locked=not wait, of=("self",))
-            .order_by("shuffle_key")
+        batches = active_batches(annotator)
+        if not batches:
+            return NothingToDo("no_batch", "You are not assigned to an active batch.")
+        release_expired(batch_ids=[b.pk for b in batches])
+        for wait in (False, True):
+            # First without waiting for dialogues others hold locked this instant;
+            # only when that finds nothing, once more waiting for them, so a vote
+            # being written elsewhere never makes the queue look empty.
+            for batch in batches:
+                dialogue = _pick(batch, annotator, wait=wait)
+                if dialogue is not None:
+                    return _hold(dialogue, batch, annotator)
+    return NothingToDo("done", "Nothing is left to label for you right now.")
+
+
+# The pick, as one fixed statement: it runs on every request for work, and building
+# it through the ORM cost more than running it. `{lock}` is FOR UPDATE OF d [SKIP
+# LOCKED] where the database has row locks; `{range}` selects a stretch of the order.
+_PICK = """
+SELECT d.* FROM annotation_dialogue d
+WHERE d.batch_id = %(batch)s
+  AND d.votes < %(required)s AND d.claimed < %(required)s
+  AND d.adjudicated_at IS NULL AND d.augmentation = ''
+  AND {range}
+  AND NOT EXISTS (SELECT 1 FROM annotation_label l WHERE l.dialogue_id = d.id
+                  AND l.annotator_id = %(me)s AND l.kind = 'human')
+  AND NOT EXISTS (SELECT 1 FROM annotation_skip s WHERE s.dialogue_id = d.id
+                  AND s.annotator_id = %(me)s)
+  AND NOT EXISTS (SELECT 1 FROM annotation_reservation r WHERE r.dialogue_id = d.id
+                  AND r.annotator_id = %(me)s AND r.state = 'active')
+ORDER BY {order}
+LIMIT 1 {lock}
+"""
+
+
+def _pick(batch: Batch, annotator: User, *, wait: bool) -> Dialogue | None:
+    """Lock and return the dialogue this annotator should get from this batch."""
+    if connection.features.has_select_for_update:
+        lock = "FOR UPDATE OF d" if wait else "FOR UPDATE OF d SKIP LOCKED"
+    else:
+        lock = ""
+    params = {
+        "batch": batch.pk,
+        "required": batch.labels_required,
+        "me": annotator.pk,
+        "offset": start_offset(annotator),
+    }
+    if wait:
+        # No level here: a row that changes while we wait for it is checked again
+        # against these conditions, and a vote that just landed must not move it
+        # out of the level we asked for.
+        sql = _PICK.format(
+            range="TRUE", order="d.votes DESC, d.shuffle_key DESC", lock=lock
         )
-        if wait:
-            # No level filter here: a row that changes while we wait for it is
-            # checked again against these conditions, and a vote that just landed
-            # must not move it out of the level we asked for.
-            dialogue = candidates.order_by("-votes", "-shuffle_key").first()
-            return _hold(dialogue, batch, annotator) if dialogue else None
-        for level in range(batch.labels_required - 1, -1, -1):
-            at_level = candidates.filter(votes=level)
-            dialogue = (
-                at_level.filter(shuffle_key__gte=offset).first()
-                or at_level.filter(shuffle_key__lt=offset).first()
+        return next(iter(Dialogue.objects.raw(sql, params)), None)
+    for level in range(batch.labels_required - 1, -1, -1):
+        for stretch in ("d.shuffle_key >= %(offset)s", "d.shuffle_key < %(offset)s"):
+            sql = _PICK.format(
+                range=f"d.votes = %(level)s AND {stretch}",
+                order="d.shuffle_key",
+                lock=lock,
             )
-            if dialogue is not None:
-                return _hold(dialogue, batch, annotator)
+            found = next(
+                iter(Dialogue.objects.raw(sql, params | {"level": level})), None
+            )
+            if found is not None:
+                return found
     return None
 
 
 def _hold(dialogue: Dialogue, batch: Batch, annotator: User) -> Reservation:
     """Reserve a locked dialogue; caller holds the row lock inside a transaction."""
     now = timezone.now()
-    values = {
-        "batch": batch,
-        "state": ReservationState.ACTIVE,
-        "reserved_at": now,
-        "expires_at": now + timedelta(minutes=batch.reservation_minutes),
-    }
-    # The dialogue row lock serialises reservations of this dialogue, so a plain
-    # update-then-insert cannot race (no savepoint needed).
-    mine = Reservation.objects.filter(dialogue=dialogue, annotator=annotator)
-    if mine.update(**values):
-        reservation = mine.get()
-    else:
-        reservation = Reservation.objects.create(
-            dialogue=dialogue, annotator=annotator, **values
-        )
+    (reservation,) = Reservation.objects.bulk_create(
+        [
+            Reservation(
+                dialogue=dialogue,
+                annotator=annotator,
+                batch=batch,
+                state=ReservationState.ACTIVE,
+                reserved_at=now,
+                expires_at=now + timedelta(minutes=batch.reservation_minutes),
+            )
+        ],
+        # Reserving a dialogue again (after an expiry) reuses its row.
+        update_conflicts=True,
+        unique_fields=["dialogue", "annotator"],
+        update_fields=["batch", "state", "reserved_at", "expires_at"],
+    )
     Dialogue.objects.filter(pk=dialogue.pk).update(claimed=F("claimed") + 1)
     dialogue.claimed += 1
     reservation.dialogue = dialogue
@@ -460,6 +457,7 @@ def submit_label(
         LabelCategory(label=label, category_id=c.id, position=i)
         for i, c in enumerate(categories)
     )
+    label.category_names = [c.name for c in categories]
     return label
 
 
@@ -528,12 +526,7 @@ def vote_snapshot(label: Label) -> dict[str, Any]:
     return {
         "label": label.label,
         "response_label": label.response_label,
-        "categories": [
-            lc.category.name
-            for lc in label.label_categories.select_related("category").order_by(
-                "position"
-            )
-        ],
+        "categories": label.ordered_category_names(),
         "other_text": label.other_text,
         "comment": label.comment,
     }
@@ -567,6 +560,7 @@ def edit_label(*, annotator: User, label_id: int, vote: VoteIn) -> Label:
         LabelCategory(label=label, category_id=c.id, position=i)
         for i, c in enumerate(categories)
     )
+    label.category_names = [c.name for c in categories]
     after = vote_snapshot(label)
     if after != before:
         LabelEdit.objects.create(
