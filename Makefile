@@ -56,8 +56,9 @@ format: install ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: install services ## Run the benchmarks in bench/ against PostgreSQL
+bench: install services ## Run the benchmarks in bench/ against PostgreSQL (about 10 minutes)
 	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/aegis_bench} $(PY) bench/import.py
+	$(PY) bench/annotate.py
 
 clean: ## Remove the virtualenv and local data (SQLite files, uploads)
 	rm -rf $(VENV) var
