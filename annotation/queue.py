@@ -8,11 +8,12 @@ point for each annotator, without scanning the batch.
 
 Locks, always taken in this order so no two requests can deadlock:
 1. the annotator's user row (reserve_next only: one reservation per person);
-2. dialogue rows, in id order (`FOR UPDATE SKIP LOCKED` when picking or sweeping,
-   `FOR UPDATE` when voting, skipping, flagging or unassigning);
+2. dialogue rows, in id order (the conditional UPDATE that claims a picked dialogue,
+   `FOR UPDATE SKIP LOCKED` when sweeping, `FOR UPDATE` when voting, skipping,
+   flagging or unassigning);
 3. the reservation rows of dialogues already locked.
-`claimed` only changes under the dialogue's lock, so it never passes the required
-count; unique (dialogue, annotator) constraints on votes, skips and reservations make
+`claimed` only changes under the dialogue's lock and is only raised while below the
+required count, so it never passes it; unique (dialogue, annotator) constraints on votes, skips and reservations make
 a second vote by one person impossible. On SQLite select_for_update is a no-op, but
 transactions take the write lock at BEGIN (transaction_mode IMMEDIATE), which
 serialises the same sections.
@@ -201,74 +202,109 @@ def reserve_next(*, annotator: User) -> Reservation | NothingToDo:
         if not batches:
             return NothingToDo("no_batch", "You are not assigned to an active batch.")
         release_expired(batch_ids=[b.pk for b in batches])
-        for wait in (False, True):
-            # First without waiting for dialogues others hold locked this instant;
-            # only when that finds nothing, once more waiting for them, so a vote
-            # being written elsewhere never makes the queue look empty.
-            for batch in batches:
-                dialogue = _pick(batch, annotator, wait=wait)
-                if dialogue is not None:
-                    return _hold(dialogue, batch, annotator)
+        for batch in batches:
+            reservation = _reserve_in(batch, annotator)
+            if reservation is not None:
+                return reservation
     return NothingToDo("done", "Nothing is left to label for you right now.")
 
 
-# The pick, as one fixed statement: it runs on every request for work, and building
-# it through the ORM cost more than running it. `{lock}` is FOR UPDATE OF d [SKIP
-# LOCKED] where the database has row locks; `{range}` selects a stretch of the order.
-_PICK = """
-SELECT d.* FROM annotation_dialogue d
-WHERE d.batch_id = %(batch)s
-  AND d.votes < %(required)s AND d.claimed < %(required)s
-  AND d.adjudicated_at IS NULL AND d.augmentation = ''
-  AND {range}
-  AND NOT EXISTS (SELECT 1 FROM annotation_label l WHERE l.dialogue_id = d.id
-                  AND l.annotator_id = %(me)s AND l.kind = 'human')
-  AND NOT EXISTS (SELECT 1 FROM annotation_skip s WHERE s.dialogue_id = d.id
-                  AND s.annotator_id = %(me)s)
-  AND NOT EXISTS (SELECT 1 FROM annotation_reservation r WHERE r.dialogue_id = d.id
-                  AND r.annotator_id = %(me)s AND r.state = 'active')
-ORDER BY {order}
-LIMIT 1 {lock}
-"""
+# The pick, as one statement: it runs on every request for work, and building it
+# through the ORM cost more than running it. One branch per level (most votes first)
+# and per stretch of the random order (from the annotator's offset up, then below
+# it); each branch is one short range of the index (batch, votes, shuffle_key), and
+# the database stops at the first branch that has a row.
+_BRANCH = """
+SELECT * FROM (
+  SELECT {columns} FROM annotation_dialogue d
+  WHERE d.batch_id = %(batch)s AND d.votes = {level} AND {stretch}
+    AND d.claimed < %(required)s
+    AND d.adjudicated_at IS NULL AND d.augmentation = ''
+    AND NOT EXISTS (SELECT 1 FROM annotation_label l WHERE l.dialogue_id = d.id
+                    AND l.annotator_id = %(me)s AND l.kind = 'human')
+    AND NOT EXISTS (SELECT 1 FROM annotation_skip s WHERE s.dialogue_id = d.id
+                    AND s.annotator_id = %(me)s)
+    AND NOT EXISTS (SELECT 1 FROM annotation_reservation r WHERE r.dialogue_id = d.id
+                    AND r.annotator_id = %(me)s AND r.state = 'active')
+  ORDER BY d.shuffle_key LIMIT 1
+) AS pick_{level}_{n}"""
+_STRETCHES = ("d.shuffle_key >= %(offset)s", "d.shuffle_key < %(offset)s")
+_PICK_SQL: dict[int, str] = {}
+PICK_ATTEMPTS = 5
 
 
-def _pick(batch: Batch, annotator: User, *, wait: bool) -> Dialogue | None:
-    """Lock and return the dialogue this annotator should get from this batch."""
-    if connection.features.has_select_for_update:
-        lock = "FOR UPDATE OF d" if wait else "FOR UPDATE OF d SKIP LOCKED"
-    else:
-        lock = ""
+def _pick_sql(required: int) -> str:
+    if required not in _PICK_SQL:
+        # Named columns, not d.*: a prepared statement's result must keep its shape
+        # even if a later migration adds a column while this process still runs.
+        columns = ", ".join(f"d.{f.column}" for f in Dialogue._meta.concrete_fields)
+        branches = [
+            _BRANCH.format(level=level, stretch=stretch, n=n, columns=columns)
+            for level in range(required - 1, -1, -1)
+            for n, stretch in enumerate(_STRETCHES)
+        ]
+        _PICK_SQL[required] = "\nUNION ALL\n".join(branches) + "\nLIMIT 1"
+    return _PICK_SQL[required]
+
+
+_PARAMS = ("batch", "required", "me", "offset")
+
+
+def _pick_statement(required: int) -> str:
+    """The pick for this required count, as SQL to run with the named params.
+
+    On PostgreSQL the statement is PREPAREd once per connection: planning the six
+    branches costs several times more than running them, and it runs on every
+    request for work.
+    """
+    sql = _pick_sql(required)
+    if connection.vendor != "postgresql":
+        return sql
+    connection.ensure_connection()
+    raw = connection.connection
+    prepared: set[str] = getattr(raw, "_aegis_prepared", set())
+    name = f"aegis_pick_{required}"
+    if name not in prepared:
+        positional = sql
+        for i, param in enumerate(_PARAMS, start=1):
+            positional = positional.replace(f"%({param})s", f"${i}")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"PREPARE {name} (bigint, integer, bigint, integer) AS {positional}"
+            )
+        prepared.add(name)
+        raw._aegis_prepared = prepared
+    return f"EXECUTE {name} (" + ", ".join(f"%({p})s" for p in _PARAMS) + ")"
+
+
+def _reserve_in(batch: Batch, annotator: User) -> Reservation | None:
+    """Claim a dialogue of this batch for the annotator (caller holds their lock).
+
+    The pick reads without locking; the claim is a conditional UPDATE (`claimed`
+    still below the required count), which the row lock serialises, so a dialogue
+    two annotators picked at once goes to both only while it has room.
+    """
     params = {
         "batch": batch.pk,
         "required": batch.labels_required,
         "me": annotator.pk,
         "offset": start_offset(annotator),
     }
-    if wait:
-        # No level here: a row that changes while we wait for it is checked again
-        # against these conditions, and a vote that just landed must not move it
-        # out of the level we asked for.
-        sql = _PICK.format(
-            range="TRUE", order="d.votes DESC, d.shuffle_key DESC", lock=lock
-        )
-        return next(iter(Dialogue.objects.raw(sql, params)), None)
-    for level in range(batch.labels_required - 1, -1, -1):
-        for stretch in ("d.shuffle_key >= %(offset)s", "d.shuffle_key < %(offset)s"):
-            sql = _PICK.format(
-                range=f"d.votes = %(level)s AND {stretch}",
-                order="d.shuffle_key",
-                lock=lock,
-            )
-            found = next(
-                iter(Dialogue.objects.raw(sql, params | {"level": level})), None
-            )
-            if found is not None:
-                return found
+    sql = _pick_statement(batch.labels_required)
+    for _ in range(PICK_ATTEMPTS):
+        dialogue = next(iter(Dialogue.objects.raw(sql, params)), None)
+        if dialogue is None:
+            return None
+        claimed = Dialogue.objects.filter(
+            pk=dialogue.pk, claimed__lt=batch.labels_required
+        ).update(claimed=F("claimed") + 1)
+        if claimed:
+            return _hold(dialogue, batch, annotator)
     return None
 
 
 def _hold(dialogue: Dialogue, batch: Batch, annotator: User) -> Reservation:
-    """Reserve a locked dialogue; caller holds the row lock inside a transaction."""
+    """Write the reservation of a dialogue whose `claimed` the caller just raised."""
     now = timezone.now()
     (reservation,) = Reservation.objects.bulk_create(
         [
@@ -286,8 +322,8 @@ def _hold(dialogue: Dialogue, batch: Batch, annotator: User) -> Reservation:
         unique_fields=["dialogue", "annotator"],
         update_fields=["batch", "state", "reserved_at", "expires_at"],
     )
-    Dialogue.objects.filter(pk=dialogue.pk).update(claimed=F("claimed") + 1)
     dialogue.claimed += 1
+    dialogue.batch = batch
     reservation.dialogue = dialogue
     reservation.batch = batch
     return reservation

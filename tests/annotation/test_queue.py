@@ -1073,3 +1073,25 @@ def test_a_skipped_dialogue_cannot_be_labelled_by_the_skipper_afterwards():
     # then no vote is written and the slot stays free for others
     assert Label.objects.count() == 0
     assert _claimed(held.dialogue_id) == 0
+
+
+def test_the_pick_is_prepared_again_on_a_new_connection(transactional_db):
+    # given a reservation made (the pick prepared on this connection)
+    batch = BatchFactory(name="prep")
+    DialogueFactory.create_batch(3, batch=batch)
+    ann, bob = (
+        UserFactory(username=name, content_warning_acknowledged_at=timezone.now())
+        for name in ("ann", "bob")
+    )
+    for person in (ann, bob):
+        AssignmentFactory(batch=batch, annotator=person)
+    first = reserve_next(annotator=ann)
+    assert isinstance(first, Reservation)
+
+    # when the database connection is replaced
+    connection.close()
+
+    # then the next request for work still gets one (the statement is prepared anew)
+    second = reserve_next(annotator=bob)
+    assert isinstance(second, Reservation)
+    assert Reservation.objects.filter(state="active").count() == 2
