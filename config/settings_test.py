@@ -20,4 +20,7 @@ _broker = os.environ.get("CELERY_BROKER_URL", "")
 if _broker.startswith("redis://"):
     _index = 15 - int(_worker.removeprefix("gw") or 0) % 8
     CELERY_BROKER_URL = _broker.rsplit("/", 1)[0] + f"/{_index}"
+    # Celery reads this environment variable before any setting: point it there too,
+    # or every process would share (and steal from) one queue.
+    os.environ["CELERY_BROKER_URL"] = CELERY_BROKER_URL
 MEDIA_ROOT = DATA_DIR / f"test-media-{_worker}"
