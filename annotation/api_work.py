@@ -8,7 +8,8 @@ from typing import Any, cast
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +18,7 @@ from accounts.models import User
 from annotation.models import Dialogue, FlagReason, Label, LabelValue, Reservation
 from annotation.progress import my_progress
 from annotation.queue import (
+    ConsentRequired,
     NothingToDo,
     QueueError,
     VoteIn,
@@ -24,11 +26,27 @@ from annotation.queue import (
     acknowledge_warning,
     edit_label,
     flag_dialogue,
-    require_consent,
     reserve_next,
     skip_dialogue,
     submit_label,
 )
+
+
+class ConsentGiven(BasePermission):
+    """Nothing in the workspace API is served before the content warning is
+    acknowledged (the services check it too)."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False  # IsAuthenticated answers 401 first
+        if not getattr(user, "has_acknowledged_warning", False):
+            refused = ConsentRequired()
+            raise PermissionDenied({"detail": str(refused), "code": refused.code})
+        return True
+
+
+WORKSPACE = [IsAuthenticated, ConsentGiven]
 
 
 def refusal(error: QueueError) -> Response:
@@ -77,7 +95,7 @@ class ConsentView(APIView):
 
 
 class QueueNextView(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = WORKSPACE
 
     @extend_schema(
         request=None,
@@ -160,16 +178,12 @@ class LabelOut(serializers.ModelSerializer):
 
 
 class LabelListCreateView(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = WORKSPACE
 
     @extend_schema(responses=LabelOut(many=True))
     def get(self, request: Request) -> Response:
         """My most recent votes (never anyone else's)."""
         user = cast(User, request.user)
-        try:
-            require_consent(user)
-        except QueueError as error:
-            return refusal(error)
         labels = (
             Label.objects.human()
             .filter(annotator=user)
@@ -180,10 +194,6 @@ class LabelListCreateView(APIView):
 
     @extend_schema(request=LabelIn, responses={201: LabelOut})
     def post(self, request: Request) -> Response:
-        try:
-            require_consent(cast(User, request.user))
-        except QueueError as error:
-            return refusal(error)
         incoming = LabelIn(data=request.data)
         incoming.is_valid(raise_exception=True)
         try:
@@ -199,15 +209,11 @@ class LabelListCreateView(APIView):
 
 
 class LabelEditView(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = WORKSPACE
 
     @extend_schema(request=VoteFields, responses={200: LabelOut})
     def put(self, request: Request, pk: int) -> Response:
         """Change my own vote (kept in its history) until the dialogue is adjudicated."""
-        try:
-            require_consent(cast(User, request.user))
-        except QueueError as error:
-            return refusal(error)
         incoming = VoteFields(data=request.data)
         incoming.is_valid(raise_exception=True)
         try:
@@ -227,16 +233,12 @@ class SkipIn(serializers.Serializer):
 
 
 class SkipView(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = WORKSPACE
 
     @extend_schema(
         request=SkipIn, responses={200: OpenApiResponse(description="Skipped")}
     )
     def post(self, request: Request) -> Response:
-        try:
-            require_consent(cast(User, request.user))
-        except QueueError as error:
-            return refusal(error)
         incoming = SkipIn(data=request.data)
         incoming.is_valid(raise_exception=True)
         try:
@@ -257,16 +259,12 @@ class FlagIn(serializers.Serializer):
 
 
 class FlagView(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = WORKSPACE
 
     @extend_schema(
         request=FlagIn, responses={201: OpenApiResponse(description="Flagged")}
     )
     def post(self, request: Request) -> Response:
-        try:
-            require_consent(cast(User, request.user))
-        except QueueError as error:
-            return refusal(error)
         incoming = FlagIn(data=request.data)
         incoming.is_valid(raise_exception=True)
         try:
@@ -284,7 +282,7 @@ class FlagView(APIView):
 
 
 class ProgressView(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = WORKSPACE
 
     @extend_schema(
         responses={200: OpenApiResponse(description="today, total, per batch")}

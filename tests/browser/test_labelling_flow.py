@@ -15,6 +15,15 @@ from tests.factories import (
 pytestmark = pytest.mark.browser
 
 
+def log_in_with_keys(page, live_server, username: str) -> None:
+    """The login page focuses the username field: type, Tab, type, Enter."""
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.keyboard.type(username)
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+
+
 def current_dialogue(page) -> str:
     return page.locator("#workspace").get_attribute("data-dialogue") or ""
 
@@ -50,11 +59,7 @@ def test_annotator_labels_skips_flags_and_edits_with_the_keyboard_only(
     page.on("dialog", lambda d: (alerts.append(d.message), d.dismiss()))
 
     # when she logs in and acknowledges the warning, with keys only
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.keyboard.type("anna")
-    page.keyboard.press("Tab")
-    page.keyboard.type(PASSWORD)
-    page.keyboard.press("Enter")
+    log_in_with_keys(page, live_server, "anna")
     page.wait_for_url(f"{live_server.url}/work/consent/")
     screenshot(page, "work-consent")
     page.keyboard.press("Enter")
@@ -133,21 +138,21 @@ def test_annotator_labels_skips_flags_and_edits_with_the_keyboard_only(
     assert page.locator("#help-overlay").is_hidden()
 
 
-def test_break_reminder_after_continuous_work(page, live_server):
-    # given a batch that reminds after 1 minute of continuous work
-    batch = BatchFactory(name="breaks", break_reminder_minutes=1)
+def open_workspace_on_a_fake_clock(page, live_server, batch) -> None:
     anna = UserFactory(
         username="anna", content_warning_acknowledged_at="2026-01-01T00:00Z"
     )
     AssignmentFactory(batch=batch, annotator=anna)
     DialogueFactory.create_batch(2, batch=batch)
     page.clock.install()
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.keyboard.type("anna")
-    page.keyboard.press("Tab")
-    page.keyboard.type(PASSWORD)
-    page.keyboard.press("Enter")
+    log_in_with_keys(page, live_server, "anna")
     page.wait_for_url(f"{live_server.url}/work/")
+
+
+def test_break_reminder_after_continuous_work(page, live_server):
+    # given a batch that reminds after 1 minute of continuous work
+    batch = BatchFactory(name="breaks", break_reminder_minutes=1)
+    open_workspace_on_a_fake_clock(page, live_server, batch)
 
     # when she keeps working (a key every 20 seconds) for over a minute
     for _ in range(4):
@@ -164,18 +169,7 @@ def test_break_reminder_after_continuous_work(page, live_server):
 
 def test_no_break_reminder_after_a_real_pause(page, live_server):
     batch = BatchFactory(name="pause", break_reminder_minutes=1)
-    anna = UserFactory(
-        username="anna", content_warning_acknowledged_at="2026-01-01T00:00Z"
-    )
-    AssignmentFactory(batch=batch, annotator=anna)
-    DialogueFactory.create_batch(2, batch=batch)
-    page.clock.install()
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.keyboard.type("anna")
-    page.keyboard.press("Tab")
-    page.keyboard.type(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{live_server.url}/work/")
+    open_workspace_on_a_fake_clock(page, live_server, batch)
 
     # when she presses a key, then pauses for six minutes, then works on briefly
     page.keyboard.press("1")
