@@ -7,9 +7,11 @@ PORT ?= 8000
 # The test suite runs on the real services; override these to point elsewhere.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/aegis
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+# The demo's three CPU judge slots share one model, so one solo worker serves them all.
+DEMO_JURY_QUEUES ?= jury.demo-smollm2-a,jury.demo-smollm2-b,jury.demo-smollm2-c
 
 .DEFAULT_GOAL := help
-.PHONY: help install run web worker services browser test lint format bench clean
+.PHONY: help install run web worker jury-worker services browser test lint format bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,7 +31,8 @@ install: $(VENV)/.installed ## Create .venv and install the app with its dev too
 run: install ## Migrate, load the demo, start web and worker on SQLite, print the URL and logins
 	$(PY) manage.py migrate --noinput
 	@trap 'kill 0' EXIT INT TERM; \
-	  $(VENV)/bin/celery -q -A config worker -Q default --loglevel=WARNING --concurrency=2 & \
+	  $(VENV)/bin/celery -q -A config worker -Q default --loglevel=WARNING --concurrency=2 -n default@%h & \
+	  $(VENV)/bin/celery -q -A config worker -Q $(DEMO_JURY_QUEUES) --pool=solo --loglevel=WARNING -n jury@%h & \
 	  $(PY) manage.py seed_demo && \
 	  echo && echo "  Aegis Studio is at http://127.0.0.1:$(PORT)/   (Ctrl+C stops web and worker)" && echo && \
 	  $(PY) manage.py runserver 127.0.0.1:$(PORT)
@@ -39,6 +42,9 @@ web: install ## Start only the web process
 
 worker: install ## Start only a Celery worker for imports, exports and reports
 	$(VENV)/bin/celery -A config worker -Q default --loglevel=INFO --concurrency=2
+
+jury-worker: install ## Start a jury worker (QUEUES=jury.<judge>,...; the demo's by default)
+	$(VENV)/bin/celery -A config worker -Q $${QUEUES:-$(DEMO_JURY_QUEUES)} --pool=solo --concurrency=1 --loglevel=INFO
 
 services: ## Start PostgreSQL and Redis here if they are not answering
 	@scripts/services.sh

@@ -327,6 +327,8 @@ class Label(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # What else a vote brought: a judge's unknown categories or parse error, ...
+    details = models.JSONField(default=dict, blank=True)
     # For imported reference labels: where the released label came from.
     prompt_label_source = models.CharField(max_length=64, blank=True, default="")
     response_label_source = models.CharField(max_length=64, blank=True, default="")
@@ -644,3 +646,44 @@ class LabelEdit(models.Model):
 
     def __str__(self) -> str:
         return f"edit of {self.label_id} at {self.edited_at:%Y-%m-%d %H:%M}"
+
+
+class JuryVerdict(models.TextChoices):
+    SAFE = "safe", "Safe"
+    UNSAFE = "unsafe", "Unsafe"
+    NEEDS_REVIEW = "needs_review", "Needs human review"
+
+
+class JuryDecision(models.Model):
+    """What a jury run decided about a dialogue's response (DESIGN section 4).
+
+    Written by the jury through `annotation.model_votes`, read by derivation and
+    export; `annotation` never imports `jury`, so the run is named by its key.
+    """
+
+    dialogue = models.ForeignKey(
+        Dialogue, on_delete=models.CASCADE, related_name="jury_decisions"
+    )
+    run_key = models.CharField(max_length=64)
+    decision = models.CharField(max_length=16, choices=JuryVerdict.choices)
+    categories = models.JSONField(default=list, blank=True)
+    valid_votes = models.PositiveSmallIntegerField()
+    total_votes = models.PositiveSmallIntegerField()
+    agreement = models.FloatField(null=True, blank=True)
+    reason = models.CharField(max_length=200, blank=True, default="")
+    decided_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["dialogue", "run_key"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dialogue", "run_key"], name="jury_decision_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(decision__in=[v.value for v in JuryVerdict]),
+                name="jury_decision_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dialogue_id} {self.run_key}: {self.decision}"

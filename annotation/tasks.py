@@ -8,7 +8,6 @@ from annotation.jobs import run_import_job
 
 @shared_task(
     name="annotation.run_import",
-    queue="default",
     acks_late=True,
     autoretry_for=(BrokerError,),
     retry_backoff=True,

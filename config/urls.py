@@ -28,6 +28,7 @@ urlpatterns = [
     path("", annotation_views.home, name="home"),
     path("", include("annotation.urls")),
     path("taxonomy/", include("taxonomy.urls")),
+    path("jury/", include("jury.urls")),
     path("accounts/", include("accounts.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"))),

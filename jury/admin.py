@@ -1,0 +1,23 @@
+from django.contrib import admin
+
+from jury.models import Judge, JuryRun
+
+
+@admin.register(Judge)
+class JudgeAdmin(admin.ModelAdmin):
+    list_display = ("name", "backend", "model", "queue_name", "temperature", "enabled")
+    list_filter = ("backend", "enabled")
+    search_fields = ("name", "model")
+    fieldsets = (
+        (None, {"fields": ("name", "description", "enabled")}),
+        ("Model", {"fields": ("backend", "model", "endpoint", "api_key_env", "extra")}),
+        ("Sampling", {"fields": ("temperature", "max_tokens", "prompt_version")}),
+        ("Worker", {"fields": ("queue",)}),
+    )
+
+
+@admin.register(JuryRun)
+class JuryRunAdmin(admin.ModelAdmin):
+    list_display = ("pk", "batch", "scope", "status", "created_at", "finished_at")
+    list_filter = ("status", "scope")
+    readonly_fields = ("created_at", "finished_at")

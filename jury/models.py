@@ -1,0 +1,177 @@
+"""Judges (configuration) and jury runs (DESIGN section 4).
+
+The votes themselves are `annotation.Label` rows of kind "model", keyed by the run's
+`key`; decisions are `annotation.JuryDecision` rows.
+"""
+
+import os
+import re
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from annotation.models import Batch, Dialogue
+from jury.backends.base import JudgeConfig
+
+ENV_REFERENCE = re.compile(r"^\$\{([A-Z0-9_]+)\}$")
+
+
+class Backend(models.TextChoices):
+    VLLM = "vllm", "vLLM (in the worker, GPU)"
+    OPENAI = "openai", "OpenAI-compatible endpoint (e.g. vllm serve)"
+    TRANSFORMERS = "transformers", "transformers (local model, CPU or GPU)"
+
+
+class JudgeQuerySet(models.QuerySet["Judge"]):
+    def enabled(self) -> "JudgeQuerySet":
+        return self.filter(enabled=True)
+
+
+class Judge(models.Model):
+    """One judge slot: a model, how to reach it, how to sample, which queue runs it."""
+
+    name = models.CharField(
+        max_length=64,
+        unique=True,
+        validators=[
+            RegexValidator(r"^[a-z0-9][a-z0-9.\-]*$", "Lowercase, digits, . and -")
+        ],
+    )
+    backend = models.CharField(max_length=16, choices=Backend.choices)
+    model = models.CharField(
+        max_length=500,
+        help_text="Path or name; ${ENV_VAR} takes it from the worker's environment.",
+    )
+    endpoint = models.CharField(max_length=500, blank=True, default="")
+    api_key_env = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        help_text="Name of the env var, not the key.",
+    )
+    temperature = models.FloatField(default=0.0)
+    max_tokens = models.PositiveIntegerField(
+        default=256, validators=[MinValueValidator(8)]
+    )
+    prompt_version = models.CharField(max_length=32, default="aegis-jury-v1")
+    queue = models.CharField(max_length=100, blank=True, default="")
+    enabled = models.BooleanField(default=True)
+    extra = models.JSONField(default=dict, blank=True, help_text="Backend options.")
+    description = models.CharField(max_length=300, blank=True, default="")
+
+    objects = JudgeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(backend__in=[b.value for b in Backend]),
+                name="judge_backend_valid",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def queue_name(self) -> str:
+        return self.queue or f"jury.{self.name}"
+
+    def resolved_model(self) -> str:
+        """The model path, with ${ENV_VAR} read now (in the process that runs it)."""
+        found = ENV_REFERENCE.match(self.model.strip())
+        if found:
+            return os.environ.get(found.group(1), "")
+        return self.model.strip()
+
+    @property
+    def available(self) -> bool:
+        """Enabled, and its model named (an ${ENV_VAR} that is set)."""
+        return self.enabled and bool(self.resolved_model())
+
+    def config(self) -> JudgeConfig:
+        return JudgeConfig(
+            name=self.name,
+            backend=self.backend,
+            model=self.resolved_model(),
+            endpoint=self.endpoint,
+            api_key_env=self.api_key_env,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            extra=dict(self.extra or {}),
+        )
+
+
+class Scope(models.TextChoices):
+    UNSAFE_MAJORITY = "unsafe_majority", "Responses of dialogues the humans call unsafe"
+    ALL_RESPONSES = (
+        "all_responses",
+        "Every response (pre-labels, hidden from annotators)",
+    )
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class JuryRun(models.Model):
+    """A jury run over a fixed set of a batch's dialogues with chosen judges."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="jury_runs")
+    judges = models.ManyToManyField(Judge, related_name="runs")
+    scope = models.CharField(max_length=32, choices=Scope.choices)
+    sources = models.JSONField(default=list, blank=True)
+    chunk_size = models.PositiveSmallIntegerField(
+        default=16, validators=[MinValueValidator(1)]
+    )
+    status = models.CharField(
+        max_length=16, choices=RunStatus.choices, default=RunStatus.RUNNING
+    )
+    dialogues = models.ManyToManyField(
+        Dialogue, through="RunDialogue", related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"jury run {self.pk} on {self.batch_id}"
+
+    @property
+    def key(self) -> str:
+        """The run_key of its votes and decisions in `annotation`."""
+        return f"jury-run-{self.pk}"
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "scope": self.scope,
+            "sources": self.sources,
+            "chunk_size": self.chunk_size,
+        }
+
+
+class RunDialogue(models.Model):
+    """A dialogue a run judges (fixed when the run starts)."""
+
+    run = models.ForeignKey(JuryRun, on_delete=models.CASCADE, related_name="targets")
+    dialogue = models.ForeignKey(Dialogue, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "dialogue"], name="run_dialogue_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}: {self.dialogue_id}"
