@@ -195,6 +195,7 @@ class Assignment(models.Model):
 class Augmentation(models.TextChoices):
     NONE = "", "Original"
     REFUSAL = "refusal", "Refusal (data augmentation)"
+    GENERATED_RESPONSE = "gen_response", "Generated response"
 
 
 def shuffle_key() -> int:
@@ -202,9 +203,18 @@ def shuffle_key() -> int:
     return random.getrandbits(31)
 
 
+# What annotators label: the source's dialogues and responses a model generated for
+# prompts that had none (new content); refusals are labelled safe by construction.
+LABELLED_BY_HUMANS = (Augmentation.NONE, Augmentation.GENERATED_RESPONSE)
+
+
 class DialogueQuerySet(models.QuerySet["Dialogue"]):
     def originals(self) -> "DialogueQuerySet":
         return self.filter(augmentation=Augmentation.NONE)
+
+    def for_annotators(self) -> "DialogueQuerySet":
+        """The dialogues that need human votes (originals and generated responses)."""
+        return self.filter(augmentation__in=LABELLED_BY_HUMANS)
 
 
 class Dialogue(models.Model):

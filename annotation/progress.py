@@ -88,7 +88,7 @@ class BatchProgress:
 def batch_progress(batch: Batch) -> BatchProgress:
     """A batch's completion and each assigned annotator's work in it (a few queries,
     whatever the number of annotators)."""
-    dialogues = Dialogue.objects.originals().filter(batch=batch)
+    dialogues = Dialogue.objects.for_annotators().filter(batch=batch)
     n_dialogues = dialogues.count()
     votes = Label.objects.filter(kind=VoteKind.HUMAN, dialogue__batch=batch)
     per_dialogue = (

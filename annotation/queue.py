@@ -219,7 +219,7 @@ SELECT * FROM (
   SELECT {columns} FROM annotation_dialogue d
   WHERE d.batch_id = %(batch)s AND d.votes = {level} AND {stretch}
     AND d.claimed < %(required)s
-    AND d.adjudicated_at IS NULL AND d.augmentation = ''
+    AND d.adjudicated_at IS NULL AND d.augmentation IN ('', 'gen_response')
     AND NOT EXISTS (SELECT 1 FROM annotation_label l WHERE l.dialogue_id = d.id
                     AND l.annotator_id = %(me)s AND l.kind = 'human')
     AND NOT EXISTS (SELECT 1 FROM annotation_skip s WHERE s.dialogue_id = d.id

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from jury.models import Judge, JuryRun
+from jury.models import GenerationRun, Judge, JuryRun
 
 
 @admin.register(Judge)
@@ -20,4 +20,11 @@ class JudgeAdmin(admin.ModelAdmin):
 class JuryRunAdmin(admin.ModelAdmin):
     list_display = ("pk", "batch", "scope", "status", "created_at", "finished_at")
     list_filter = ("status", "scope")
+    readonly_fields = ("created_at", "finished_at")
+
+
+@admin.register(GenerationRun)
+class GenerationRunAdmin(admin.ModelAdmin):
+    list_display = ("pk", "batch", "kind", "generator", "status", "created_at")
+    list_filter = ("kind", "status")
     readonly_fields = ("created_at", "finished_at")

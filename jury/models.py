@@ -175,3 +175,142 @@ class RunDialogue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}: {self.dialogue_id}"
+
+
+class GenerationKind(models.TextChoices):
+    REFUSALS = "refusals", "Refusals for unsafe prompts"
+    RESPONSES = "responses", "Responses for prompts without one"
+
+
+class Strategy(models.TextChoices):
+    """How a refusal deflects (DESIGN section 5); "" on a response's target."""
+
+    DIRECT_REFUSAL = "direct_refusal", "Direct refusal"
+    EDUCATIONAL_INSIGHT = "educational_insight", "Educational insight"
+    SAFE_REFRAMING = "safe_reframing", "Safe reframing"
+
+
+class TargetStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    WRITTEN = "written", "Written"
+    DUPLICATE = "duplicate", "Duplicate (the batch already holds this text)"
+    FAILED = "failed", "Failed"
+
+
+class GenerationRunQuerySet(models.QuerySet["GenerationRun"]):
+    def with_counts(self) -> "GenerationRunQuerySet":
+        """Each run's target counts by status, in the same query."""
+        pending = Q(targets__status=TargetStatus.PENDING)
+        return self.annotate(
+            n_targets=models.Count("targets"),
+            n_pending=models.Count("targets", filter=pending),
+            n_written=models.Count(
+                "targets", filter=Q(targets__status=TargetStatus.WRITTEN)
+            ),
+            n_duplicates=models.Count(
+                "targets", filter=Q(targets__status=TargetStatus.DUPLICATE)
+            ),
+            n_failed=models.Count(
+                "targets", filter=Q(targets__status=TargetStatus.FAILED)
+            ),
+        )
+
+
+class GenerationRun(models.Model):
+    """A generation run: refusals or responses for a batch's prompts, fixed at start,
+    written by one generator (a judge slot: its backend, model, queue and sampling)."""
+
+    batch = models.ForeignKey(
+        Batch, on_delete=models.CASCADE, related_name="generation_runs"
+    )
+    generator = models.ForeignKey(
+        Judge, on_delete=models.PROTECT, related_name="generation_runs"
+    )
+    kind = models.CharField(max_length=16, choices=GenerationKind.choices)
+    # Refusal strategies, in the order given; empty for responses.
+    strategies = models.JSONField(default=list, blank=True)
+    prompt_version = models.CharField(max_length=32)
+    # None: the generator's own max_tokens (a judge's is sized for a short verdict).
+    max_tokens = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(8)]
+    )
+    chunk_size = models.PositiveSmallIntegerField(
+        default=8, validators=[MinValueValidator(1)]
+    )
+    status = models.CharField(
+        max_length=16, choices=RunStatus.choices, default=RunStatus.RUNNING
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = GenerationRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=[k.value for k in GenerationKind]),
+                name="generation_run_kind_valid",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"generation run {self.pk} ({self.kind}) on {self.batch_id}"
+
+
+class GenerationTarget(models.Model):
+    """One text a run writes: a refusal with one strategy, or one response.
+
+    `dialogue` is the dialogue answered (the first of those that share the prompt);
+    `prompt_hash` is the content hash of the prompt turns, so a prompt gets one
+    target per strategy however many dialogues share it. `result` is the dialogue
+    written, or for a duplicate the one that already held the text.
+    """
+
+    run = models.ForeignKey(
+        GenerationRun, on_delete=models.CASCADE, related_name="targets"
+    )
+    dialogue = models.ForeignKey(Dialogue, on_delete=models.CASCADE, related_name="+")
+    strategy = models.CharField(
+        max_length=32, choices=Strategy.choices, blank=True, default=""
+    )
+    prompt_hash = models.CharField(max_length=64)
+    status = models.CharField(
+        max_length=16, choices=TargetStatus.choices, default=TargetStatus.PENDING
+    )
+    result = models.ForeignKey(
+        Dialogue, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # What the model said, verbatim (also when it failed or was a duplicate).
+    output = models.TextField(blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+        indexes = [
+            models.Index(fields=["run", "status"], name="generation_target_status")
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "dialogue", "strategy"],
+                name="generation_target_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["run", "prompt_hash", "strategy"],
+                name="generation_target_one_per_prompt",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in TargetStatus]),
+                name="generation_target_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}: {self.dialogue_id} {self.strategy or 'response'}"

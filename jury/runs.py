@@ -29,7 +29,7 @@ def select_dialogues(
 ) -> list[int]:
     """The ids of the dialogues a run would judge: responses only; by default those
     whose human majority is unsafe (the Aegis rule), or every response."""
-    candidates = Dialogue.objects.originals().filter(
+    candidates = Dialogue.objects.for_annotators().filter(
         batch=batch, response__isnull=False
     )
     if sources:

@@ -20,3 +20,10 @@ from jury.runs import judge_chunk
 def judge_chunk_task(run_id: int, judge_id: int, dialogue_ids: list[int]) -> int:
     """One judge, one chunk of a run; sent to the judge's queue (jury.<judge>)."""
     return judge_chunk(run_id=run_id, judge_id=judge_id, dialogue_ids=dialogue_ids)
+
+
+# The worker imports this module only (Celery's autodiscovery looks for `tasks`):
+# importing the generation task here registers it with every jury worker.
+from jury.generation_tasks import generate_chunk_task  # noqa: E402
+
+__all__ = ["generate_chunk_task", "judge_chunk_task"]

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from jury import views
 
@@ -10,4 +10,5 @@ urlpatterns = [
     path("runs/<int:pk>/", views.run_detail, name="run_detail"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="run_cancel"),
     path("runs/<int:pk>/resume/", views.run_resume, name="run_resume"),
+    path("generation/", include("jury.generation_urls")),
 ]

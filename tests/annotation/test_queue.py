@@ -1095,3 +1095,22 @@ def test_the_pick_is_prepared_again_on_a_new_connection(transactional_db):
     second = reserve_next(annotator=bob)
     assert isinstance(second, Reservation)
     assert Reservation.objects.filter(state="active").count() == 2
+
+
+def test_generated_responses_are_labelled_and_refusals_are_not(db):
+    # given a batch holding a generated response and a generated refusal only
+    batch = BatchFactory(name="generated")
+    anna = UserFactory(username="anna", content_warning_acknowledged_at=timezone.now())
+    AssignmentFactory(batch=batch, annotator=anna)
+    refusal = DialogueFactory(batch=batch, external_id="x", augmentation="refusal")
+    generated = DialogueFactory(batch=batch, external_id="x", augmentation="gen_response")
+
+    # when anna asks twice (labelling the first)
+    first = reserve_next(annotator=anna)
+    submit_label(annotator=anna, dialogue_id=first.dialogue_id, vote=VoteIn(label="safe"))
+    second = reserve_next(annotator=anna)
+
+    # then she gets the generated response (new content needs votes), never the refusal
+    assert first.dialogue_id == generated.pk
+    assert isinstance(second, NothingToDo)
+    assert not Reservation.objects.filter(dialogue=refusal).exists()
