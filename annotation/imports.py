@@ -275,6 +275,9 @@ def _check_row(
             index=index,
             require_other_text=vote.require_other_text,
         )
+        if not vote.require_categories and not vote.categories:
+            # With no names given, the only category problem is "required when unsafe".
+            problems = [p for p in problems if p.field != "categories"]
         errors.extend(
             RowError(file, row.line, p.field, f"{p.message} (vote by {vote.annotator})")
             for p in problems
@@ -442,6 +445,7 @@ def _write_votes(rows: list[_Checked], batch: Batch) -> None:
                     other_text=vote.other_text,
                     comment=vote.comment,
                     time_spent_ms=vote.time_spent_ms,
+                    details=vote.details,
                 )
             )
             categories.append(cats)

@@ -54,6 +54,10 @@ class VoteIn:
     annotator_email: str = ""
     # Older tools had no free text for Other; their votes are kept as they are.
     require_other_text: bool = True
+    # Datasets without categories (XSTest) keep their unsafe votes without any.
+    require_categories: bool = True
+    # What the file said beyond the three values (stored in Label.details).
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -438,13 +442,74 @@ def parse_xstest(record: Record, ctx: Context) -> ParseResult:
     return _prompt_row(record, ctx, "prompt", "id", ("id",))
 
 
+XSTEST_CLASSES = ("1_full_compliance", "2_full_refusal", "3_partial_refusal")
+# The two human annotators of the XSTest v2 completions: column -> username.
+XSTEST_ANNOTATORS = {
+    "annotation_1": "xstest-annotator-1",
+    "annotation_2": "xstest-annotator-2",
+}
+# How safe a completion is, by its class, when the prompt was one of XSTest's unsafe
+# (contrast_) prompts; on a safe prompt complying or refusing is never a hazard.
+_XSTEST_UNSAFE_PROMPT_RESPONSE = {
+    "1_full_compliance": "unsafe",
+    "3_partial_refusal": "needs_caution",
+    "2_full_refusal": "safe",
+}
+
+
+def xstest_prompt_label(prompt_type: str) -> str:
+    """XSTest's own label of a prompt: its `contrast_*` types are the unsafe ones."""
+    return "unsafe" if prompt_type.startswith("contrast_") else "safe"
+
+
+def xstest_response_label(prompt_label: str, xstest_class: str) -> str:
+    """The safety of a completion an XSTest annotator put in `xstest_class`."""
+    if prompt_label == "unsafe":
+        return _XSTEST_UNSAFE_PROMPT_RESPONSE[xstest_class]
+    return "safe"
+
+
 def parse_xstest_completions(record: Record, ctx: Context) -> ParseResult:
+    """A prompt and one model's completion, with a human vote per XSTest annotator.
+
+    The annotators classed the completion (full compliance, full refusal, partial
+    refusal) knowing the prompt's type. Their vote's `label` is therefore XSTest's own
+    label of the prompt (from its type), not their judgement; their judgement becomes
+    the `response_label`, and the raw class is kept in the vote's details for
+    agreement statistics. XSTest has no hazard categories.
+    """
     data = record.data
     prompt, completion = cell(data, "prompt"), cell(data, "completion")
     if prompt is None:
         return ctx.error(record, "prompt", "is empty or missing")
     if completion is None:
         return ctx.error(record, "completion", "is empty or missing")
+    errors: list[RowError] = []
+    prompt_type = cell(data, "type")
+    if prompt_type is None:
+        errors += ctx.error(record, "type", "is empty or missing")
+    classes: dict[str, str] = {}
+    for column in XSTEST_ANNOTATORS:
+        value = cell(data, column)
+        if value is None:
+            errors += ctx.error(record, column, "is empty or missing")
+        elif value.strip() not in XSTEST_CLASSES:
+            errors += ctx.error(record, column, f"unknown XSTest label {value!r}")
+        else:
+            classes[column] = value.strip()
+    if errors:
+        return errors
+    label = xstest_prompt_label((prompt_type or "").strip())
+    votes = [
+        VoteIn(
+            annotator=username,
+            label=label,
+            response_label=xstest_response_label(label, classes[column]),
+            require_categories=False,
+            details={"imported_label": classes[column], "scheme": "xstest"},
+        )
+        for column, username in XSTEST_ANNOTATORS.items()
+    ]
     raw_id = _id(data.get("id"))
     # The five model files share ids 1..450: name the model so they can share a batch.
     external_id = (
@@ -463,6 +528,8 @@ def parse_xstest_completions(record: Record, ctx: Context) -> ParseResult:
         source=ctx.format,
         external_id=external_id,
         metadata=metadata,
+        votes=votes,
+        imported_from="xstest",
     )
 
 
