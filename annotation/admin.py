@@ -1,9 +1,15 @@
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from annotation.models import (
     Assignment,
+    Audit,
+    AuditItem,
     Batch,
     Dialogue,
+    Feedback,
+    GoldItem,
     ImportJob,
     Label,
     LabelCategory,
@@ -74,3 +80,87 @@ class ImportJobAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "kind")
     readonly_fields = [f.name for f in ImportJob._meta.fields]
+
+
+class AuditItemInline(admin.TabularInline):
+    model = AuditItem
+    extra = 0
+    fields = ("position", "dialogue", "reviewed_at", "reviewed_by")
+    readonly_fields = ("position", "dialogue")
+    raw_id_fields = ("reviewed_by",)
+    ordering = ("position",)
+    can_delete = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AuditItem]:
+        return super().get_queryset(request).select_related("dialogue")
+
+    def has_add_permission(
+        self, request: HttpRequest, obj: Audit | None = None
+    ) -> bool:
+        return False
+
+
+@admin.register(Audit)
+class AuditAdmin(admin.ModelAdmin):
+    list_display = (
+        "pk",
+        "batch",
+        "rate",
+        "per_annotator",
+        "seed",
+        "population",
+        "status",
+        "created_by",
+        "created_at",
+    )
+    list_filter = ("status", "per_annotator", "batch")
+    list_select_related = ("batch", "created_by")
+    # The sample is what the seed drew; change the review, not the draw.
+    readonly_fields = ("batch", "rate", "per_annotator", "seed", "population")
+    raw_id_fields = ("created_by",)
+    inlines = [AuditItemInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # annotation.audits.create_audit draws the sample
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(admin.ModelAdmin):
+    list_display = (
+        "pk",
+        "label",
+        "annotator",
+        "author",
+        "verdict",
+        "guideline_ref",
+        "updated_at",
+        "read_at",
+    )
+    list_filter = ("verdict",)
+    search_fields = ("text", "guideline_ref", "annotator__username")
+    raw_id_fields = ("audit_item", "label", "annotator", "author")
+    list_select_related = ("label", "annotator", "author")
+
+
+@admin.register(GoldItem)
+class GoldItemAdmin(admin.ModelAdmin):
+    """Read-only here: the answer and `Dialogue.is_gold` change together through
+    annotation.gold (the batch's Gold page, or manage.py mark_gold)."""
+
+    list_display = ("dialogue", "label", "response_label", "created_by", "created_at")
+    list_filter = ("label",)
+    search_fields = ("dialogue__external_id",)
+    list_select_related = ("dialogue", "created_by")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: GoldItem | None = None
+    ) -> bool:
+        return False
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: GoldItem | None = None
+    ) -> bool:
+        return False

@@ -52,6 +52,8 @@ SETTINGS_FIELDS = (
     "asks_response_label",
     "instructions",
 )
+# Changed on the settings page only: a new batch has no gold items yet.
+LATER_SETTINGS_FIELDS = (*SETTINGS_FIELDS, "gold_rate")
 
 
 # Counts the model bounds only by check constraints (or not at all); the services
@@ -163,7 +165,7 @@ def copy_dialogues(
     random_key = (
         "floor(random() * 2147483647)::int"
         if postgres
-        else "abs(random()) % 2147483647"
+        else "abs(random()) %% 2147483647"  # %% : the query has parameters
     )
     where = [
         f"batch_id IN ({', '.join(['%s'] * len(ids))})",
@@ -195,15 +197,17 @@ def copy_dialogues(
 
 @transaction.atomic
 def update_batch_settings(*, batch: Batch, **fields: Any) -> Batch:
-    """Change the settings named in SETTINGS_FIELDS; others raise TypeError.
+    """Change the settings named in LATER_SETTINGS_FIELDS; others raise TypeError.
 
     Lowering `labels_required` below the votes a dialogue has is allowed: the queue
     stops serving it. Raises ValidationError for values the model refuses.
     """
-    unknown = set(fields) - set(SETTINGS_FIELDS)
+    unknown = set(fields) - set(LATER_SETTINGS_FIELDS)
     if unknown:
         raise TypeError(f"not a batch setting: {', '.join(sorted(unknown))}")
     _check_counts(fields)
+    if "gold_rate" in fields and not 0 <= fields["gold_rate"] <= 1:
+        raise ValidationError({"gold_rate": "A share between 0 and 1."})
     locked = _locked(batch)
     changed = [name for name, value in fields.items() if getattr(locked, name) != value]
     for name in changed:

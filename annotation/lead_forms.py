@@ -134,12 +134,29 @@ def batches_with_originals() -> QuerySet[Batch]:
 
 
 class BatchSettingsForm(SettingsFieldsMixin):
+    # Leads think of the gold rate in percent; the batch stores a share.
+    gold_percent = forms.FloatField(
+        label="Gold items (% of requests)",
+        required=False,
+        min_value=0,
+        max_value=100,
+        help_text="How often an annotator gets a gold item they have not labelled "
+        "yet (see the Gold tab); empty or 0: never.",
+        widget=forms.NumberInput(attrs={"step": "any", "min": 0, "max": 100}),
+    )
+
     class Meta:
         model = Batch
         fields = SETTINGS_FIELDS
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial.setdefault("gold_percent", round(self.instance.gold_rate * 100, 4))
+
     def settings(self) -> dict[str, Any]:
-        return {name: self.cleaned_data[name] for name in SETTINGS_FIELDS}
+        """The keyword arguments of `batches.update_batch_settings`, less `batch`."""
+        values = {name: self.cleaned_data[name] for name in SETTINGS_FIELDS}
+        return values | {"gold_rate": (self.cleaned_data["gold_percent"] or 0) / 100}
 
 
 class AssignForm(forms.Form):

@@ -3,7 +3,11 @@
 import random
 
 from django.conf import settings
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import (
+    MaxValueValidator,
+    MinValueValidator,
+    RegexValidator,
+)
 from django.db import models
 from django.db.models import Count, Q
 from django.db.models.functions import Coalesce
@@ -119,6 +123,13 @@ class Batch(models.Model):
         validators=[MinValueValidator(1)],
         help_text="Remind annotators to rest after this much continuous work.",
     )
+    # The share of requests for work that serve a gold item the annotator has not
+    # labelled yet (annotation.gold); 0 mixes none in.
+    gold_rate = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of requests that serve a gold item (0 to 1).",
+    )
     annotators = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
         through="Assignment",
@@ -147,6 +158,10 @@ class Batch(models.Model):
             models.CheckConstraint(
                 condition=Q(reservation_minutes__gte=1),
                 name="batch_reservation_minutes_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1),
+                name="batch_gold_rate_share",
             ),
         ]
 
@@ -253,6 +268,10 @@ class Dialogue(models.Model):
     shuffle_key = models.IntegerField(default=shuffle_key)
     # Set when a lead decides the final labels; annotators can no longer edit votes.
     adjudicated_at = models.DateTimeField(null=True, blank=True)
+    # A gold item (its known answer is its GoldItem): served only by the gold pick, to
+    # every annotator once, never by the regular pick. A database default, because
+    # imports and batch copies insert rows in SQL without naming this column.
+    is_gold = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = DialogueQuerySet.as_manager()
@@ -292,6 +311,9 @@ class VoteKind(models.TextChoices):
     HUMAN = "human", "Human"
     MODEL = "model", "Model (jury)"
     REFERENCE = "reference", "Imported reference label"
+    # A lead's final word on a dialogue (DESIGN section 3): overrides the votes, which
+    # stay; the comment says why. Agreement reports compare annotators with it.
+    ADJUDICATED = "adjudicated", "Adjudicated by a lead"
 
 
 class LabelQuerySet(models.QuerySet["Label"]):
@@ -370,9 +392,19 @@ class Label(models.Model):
                 condition=Q(kind="reference"),
                 name="label_one_reference_per_dialogue",
             ),
+            models.UniqueConstraint(
+                fields=["dialogue"],
+                condition=Q(kind="adjudicated"),
+                name="label_one_adjudication_per_dialogue",
+            ),
             models.CheckConstraint(
                 condition=~Q(kind="human") | Q(annotator__isnull=False),
                 name="label_human_has_annotator",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="adjudicated")
+                | (Q(annotator__isnull=False) & Q(valid=True)),
+                name="label_adjudication_has_lead",
             ),
             models.CheckConstraint(
                 condition=~Q(kind="model") | ~Q(judge=""),
@@ -697,3 +729,278 @@ class JuryDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dialogue_id} {self.run_key}: {self.decision}"
+
+
+class AgreementReport(models.Model):
+    """A batch's agreement report (annotation.agreement), computed in Celery for large
+    batches and kept until the batch changes.
+
+    `fingerprint` sums up what the report reads (votes, their edits, decisions,
+    dialogues, the batch's policy); a report whose fingerprint no longer matches the
+    batch is stale and is computed again on the next request.
+    """
+
+    batch = models.OneToOneField(
+        Batch, on_delete=models.CASCADE, related_name="agreement_report"
+    )
+    fingerprint = models.CharField(max_length=64, blank=True, default="")
+    status = models.CharField(
+        max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING
+    )
+    data = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    task_id = models.CharField(max_length=64, blank=True, default="")
+    requested_at = models.DateTimeField(null=True, blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"agreement of {self.batch_id} ({self.status})"
+
+
+class AuditStatus(models.TextChoices):
+    OPEN = "open", "In review"
+    DONE = "done", "Reviewed"
+
+
+class AuditRefused(Exception):
+    """An audit status change that its transitions map does not allow."""
+
+
+class AuditQuerySet(models.QuerySet["Audit"]):
+    def with_progress(self) -> "AuditQuerySet":
+        """`n_items` and `n_reviewed` per audit, in the same query."""
+        return self.annotate(
+            n_items=Count("items"),
+            n_reviewed=Count("items", filter=Q(items__reviewed_at__isnull=False)),
+        )
+
+
+class Audit(models.Model):
+    """A lead's review of a random sample of a batch's finished dialogues.
+
+    The sample is drawn once (annotation.audits.draw_sample) from `population`
+    finished dialogues with `seed`, so the same seed over the same dialogues draws the
+    same items again.
+    """
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="audits")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    rate = models.FloatField(
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of the finished dialogues drawn (of each annotator's when "
+        "per annotator).",
+    )
+    per_annotator = models.BooleanField(default=False)
+    seed = models.BigIntegerField()
+    population = models.PositiveIntegerField(
+        default=0, help_text="Finished dialogues the sample was drawn from."
+    )
+    status = models.CharField(
+        max_length=16, choices=AuditStatus.choices, default=AuditStatus.OPEN
+    )
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rate__gt=0) & Q(rate__lte=1), name="audit_rate_share"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in AuditStatus]),
+                name="audit_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"audit {self.pk} of {self.batch_id}"
+
+    # Done when every item is reviewed; reopened if a lead takes one back.
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        AuditStatus.OPEN: frozenset({AuditStatus.DONE}),
+        AuditStatus.DONE: frozenset({AuditStatus.OPEN}),
+    }
+
+    def set_status(self, status: str) -> None:
+        """The one way to change the status; raises AuditRefused."""
+        if status not in self.TRANSITIONS.get(self.status, frozenset()):
+            raise AuditRefused(f"Audit {self.pk} is {self.status}; not {status}.")
+        self.status = status
+        self.save(update_fields=["status"])
+
+
+class AuditItem(models.Model):
+    """One sampled dialogue of an audit; `position` is its place in the review order."""
+
+    audit = models.ForeignKey(Audit, on_delete=models.CASCADE, related_name="items")
+    dialogue = models.ForeignKey(
+        Dialogue, on_delete=models.CASCADE, related_name="audit_items"
+    )
+    position = models.PositiveIntegerField()
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["audit", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["audit", "dialogue"], name="audit_item_unique_dialogue"
+            ),
+            models.UniqueConstraint(
+                fields=["audit", "position"], name="audit_item_unique_position"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.audit_id}#{self.position}: {self.dialogue_id}"
+
+    @property
+    def is_reviewed(self) -> bool:
+        return self.reviewed_at is not None
+
+
+class Verdict(models.TextChoices):
+    AGREE = "agree", "Agree"
+    DISAGREE = "disagree", "Disagree"
+
+
+class FeedbackQuerySet(models.QuerySet["Feedback"]):
+    def for_annotator(self, annotator: object) -> "FeedbackQuerySet":
+        return self.filter(annotator=annotator)
+
+    def unread(self) -> "FeedbackQuerySet":
+        return self.filter(read_at__isnull=True)
+
+
+class Feedback(models.Model):
+    """A lead's word on one vote: agree or disagree, a note, a guideline reference.
+
+    `annotator` is the vote's annotator (empty for a judge's vote), copied so their
+    unread count is one indexed probe; the annotator reads it on their Feedback page.
+    """
+
+    audit_item = models.ForeignKey(
+        AuditItem,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="feedback",
+    )
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="feedback")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="feedback",
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    text = models.TextField(blank=True, default="")
+    guideline_ref = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="Where in the guidelines, e.g. §2.3 Violence vs. Criminal Planning.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    objects = FeedbackQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated_at", "-pk"]
+        verbose_name_plural = "feedback"
+        indexes = [
+            models.Index(
+                fields=["annotator"],
+                condition=Q(read_at__isnull=True),
+                name="feedback_unread",
+            ),
+            models.Index(
+                fields=["annotator", "-updated_at"], name="feedback_annotator_recent"
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["audit_item", "label"],
+                condition=Q(audit_item__isnull=False),
+                name="feedback_one_per_vote_and_audit_item",
+            ),
+            models.CheckConstraint(
+                condition=Q(verdict__in=[v.value for v in Verdict]),
+                name="feedback_verdict_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.verdict} on {self.label_id} by {self.author_id}"
+
+    @property
+    def is_read(self) -> bool:
+        return self.read_at is not None
+
+
+class GoldItem(models.Model):
+    """The known answer of a gold dialogue, which annotators' votes are scored against.
+
+    Exists exactly when `dialogue.is_gold` is set: `annotation.gold` writes both
+    under the dialogue's row lock.
+    """
+
+    dialogue = models.OneToOneField(
+        Dialogue, on_delete=models.CASCADE, related_name="gold_item"
+    )
+    label = models.CharField(max_length=16, choices=LabelValue.choices)
+    response_label = models.CharField(
+        max_length=16, choices=LabelValue.choices, null=True, blank=True
+    )
+    categories = models.ManyToManyField(Category, related_name="+", blank=True)
+    other_text = models.TextField(blank=True, default="")
+    note = models.TextField(
+        blank=True, default="", help_text="Why this is the answer (leads only)."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["dialogue"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(label__in=[v.value for v in LabelValue]),
+                name="gold_label_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(response_label__isnull=True)
+                | Q(response_label__in=[v.value for v in LabelValue]),
+                name="gold_response_label_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"gold {self.dialogue_id}: {self.label}"

@@ -17,8 +17,17 @@ required count, so it never passes it; unique (dialogue, annotator) constraints 
 a second vote by one person impossible. On SQLite select_for_update is a no-op, but
 transactions take the write lock at BEGIN (transaction_mode IMMEDIATE), which
 serialises the same sections.
+
+Gold items (`Dialogue.is_gold`, answers in `annotation.gold`) never go through the
+pick: with probability `Batch.gold_rate` a request first tries the gold pick, a gold
+dialogue of the batch the annotator has not labelled, skipped or reserved. Every
+annotator labels each gold item once, so a gold dialogue's `claimed` (still votes
+plus active reservations) is not bounded by the required count; the regular pick
+skips gold dialogues, so they take none of the batch's regular vote slots. The gold
+claim is the same UPDATE under the same locks, in the same order.
 """
 
+import random
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +36,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import (
     Count,
+    Exists,
     F,
     IntegerField,
     OuterRef,
@@ -177,12 +187,22 @@ def _own_live(annotator: User) -> Reservation | None:
     )
 
 
-def reserve_next(*, annotator: User) -> Reservation | NothingToDo:
+def gold_draw(annotator: User) -> random.Random:
+    """The coin that decides whether a request tries the gold pick: seeded with the
+    annotator and the time, so a test on a fixed clock sees the same draws."""
+    return random.Random(f"{annotator.pk}:{timezone.now().isoformat()}")
+
+
+def reserve_next(
+    *, annotator: User, rng: random.Random | None = None
+) -> Reservation | NothingToDo:
     """The dialogue the annotator should label now, reserved for them.
 
     Their own live reservation comes first. Otherwise, in their active batches, a
     dialogue below its required count that they have not labelled or skipped: most
-    votes first, then in the batch's random order from their own starting point.
+    votes first, then in the batch's random order from their own starting point;
+    before that, with probability `batch.gold_rate` (drawn from `rng`, by default
+    `gold_draw`), a gold item they have not labelled yet.
     Expired reservations are released on the way. Holds the annotator's row lock
     throughout, so two requests of one person (two tabs) get one reservation.
     """
@@ -203,6 +223,12 @@ def reserve_next(*, annotator: User) -> Reservation | NothingToDo:
             return NothingToDo("no_batch", "You are not assigned to an active batch.")
         release_expired(batch_ids=[b.pk for b in batches])
         for batch in batches:
+            if batch.gold_rate > 0:
+                rng = rng or gold_draw(annotator)
+                if rng.random() < batch.gold_rate:
+                    gold = _reserve_gold(batch, annotator)
+                    if gold is not None:
+                        return gold
             reservation = _reserve_in(batch, annotator)
             if reservation is not None:
                 return reservation
@@ -220,6 +246,7 @@ SELECT * FROM (
   WHERE d.batch_id = %(batch)s AND d.votes = {level} AND {stretch}
     AND d.claimed < %(required)s
     AND d.adjudicated_at IS NULL AND d.augmentation IN ('', 'gen_response')
+    AND NOT d.is_gold
     AND NOT EXISTS (SELECT 1 FROM annotation_label l WHERE l.dialogue_id = d.id
                     AND l.annotator_id = %(me)s AND l.kind = 'human')
     AND NOT EXISTS (SELECT 1 FROM annotation_skip s WHERE s.dialogue_id = d.id
@@ -295,9 +322,42 @@ def _reserve_in(batch: Batch, annotator: User) -> Reservation | None:
         dialogue = next(iter(Dialogue.objects.raw(sql, params)), None)
         if dialogue is None:
             return None
+        # is_gold again under the row lock: one marked gold since the pick read it
+        # is not claimed by the regular pick.
         claimed = Dialogue.objects.filter(
-            pk=dialogue.pk, claimed__lt=batch.labels_required
+            pk=dialogue.pk, claimed__lt=batch.labels_required, is_gold=False
         ).update(claimed=F("claimed") + 1)
+        if claimed:
+            return _hold(dialogue, batch, annotator)
+    return None
+
+
+def _reserve_gold(batch: Batch, annotator: User) -> Reservation | None:
+    """Claim a gold dialogue of this batch that the annotator has not labelled,
+    skipped or reserved (caller holds their lock); None when none is left.
+
+    A batch holds few gold items, so this is an ordinary query. The claim has no
+    bound (everyone labels a gold item) but still requires the dialogue to be gold,
+    so one unmarked meanwhile is not claimed past its required count.
+    """
+    mine = {"dialogue": OuterRef("pk"), "annotator": annotator}
+    candidates = (
+        Dialogue.objects.filter(batch=batch, is_gold=True, adjudicated_at__isnull=True)
+        .for_annotators()
+        .exclude(Exists(Label.objects.filter(kind=VoteKind.HUMAN, **mine)))
+        .exclude(Exists(Skip.objects.filter(**mine)))
+        .exclude(
+            Exists(Reservation.objects.filter(state=ReservationState.ACTIVE, **mine))
+        )
+        .order_by("shuffle_key", "pk")
+    )
+    for _ in range(PICK_ATTEMPTS):
+        dialogue = candidates.first()
+        if dialogue is None:
+            return None
+        claimed = Dialogue.objects.filter(pk=dialogue.pk, is_gold=True).update(
+            claimed=F("claimed") + 1
+        )
         if claimed:
             return _hold(dialogue, batch, annotator)
     return None
@@ -471,7 +531,7 @@ def submit_label(
     if reservation.state == ReservationState.RELEASED:
         if Skip.objects.filter(dialogue=dialogue, annotator=annotator).exists():
             raise NotReserved("You skipped this dialogue; it went to someone else.")
-        if dialogue.claimed >= dialogue.batch.labels_required:
+        if not dialogue.is_gold and dialogue.claimed >= dialogue.batch.labels_required:
             raise NotReserved(
                 "Your reservation expired and the dialogue went to someone else."
             )

@@ -12,8 +12,9 @@ from django_htmx.middleware import HtmxDetails
 from accounts.models import User
 from accounts.permissions import lead_required
 from annotation.forms import ImportForm
+from annotation.gold_forms import GoldAnswerForm
 from annotation.jobs import start_import
-from annotation.models import Batch, Dialogue, ImportJob, LabelCategory
+from annotation.models import Batch, Dialogue, GoldItem, ImportJob, LabelCategory
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -61,7 +62,9 @@ def batch_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
 @lead_required
 def dialogue_detail(request: HtmxHttpRequest, name: str, pk: int) -> HttpResponse:
     dialogue = get_object_or_404(
-        Dialogue.objects.select_related("batch", "import_job"), pk=pk, batch__name=name
+        Dialogue.objects.select_related("batch__taxonomy", "import_job"),
+        pk=pk,
+        batch__name=name,
     )
     labels = dialogue.labels.select_related("annotator").prefetch_related(
         Prefetch(
@@ -71,7 +74,26 @@ def dialogue_detail(request: HtmxHttpRequest, name: str, pk: int) -> HttpRespons
             ),
         )
     )
-    context = {"dialogue": dialogue, "labels": labels, "nav": "batches"}
+    gold = (
+        GoldItem.objects.prefetch_related("categories")
+        .filter(dialogue=dialogue)
+        .first()
+        if dialogue.is_gold
+        else None
+    )
+    gold_form = GoldAnswerForm(
+        category_names=list(
+            dialogue.batch.taxonomy.categories.active().values_list("name", flat=True)
+        ),
+        prefix="gold",
+    )
+    context = {
+        "dialogue": dialogue,
+        "labels": labels,
+        "gold": gold,
+        "gold_form": gold_form,
+        "nav": "batches",
+    }
     return render(request, "annotation/dialogue_detail.html", context)
 
 

@@ -1,4 +1,5 @@
-"""The annotator's workspace: consent, the labelling page, skip, flag, undo, history.
+"""The annotator's workspace: consent, the labelling page, skip, flag, undo, history,
+and the leads' feedback on their votes.
 
 Every view starts from `request.user`; a dialogue is only ever shown to the person it
 is reserved for (or who labelled it), and never with anyone else's vote.
@@ -9,6 +10,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -16,11 +18,14 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
+from annotation.audits import mark_feedback_read
 from annotation.guidelines import render_instructions
 from annotation.models import (
     Batch,
     Dialogue,
+    Feedback,
     Label,
+    LabelCategory,
     LabelValue,
     Reservation,
     ReservationState,
@@ -342,4 +347,41 @@ def preferences(request: HtmxHttpRequest) -> HttpResponse:
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = reverse("annotation:history")
+    return redirect(target)
+
+
+@require_GET
+@consent_required
+def feedback(request: HtmxHttpRequest) -> HttpResponse:
+    """The leads' feedback on my votes, newest first, unread ones marked."""
+    mine = (
+        Feedback.objects.for_annotator(request.user)
+        .select_related("label__dialogue__batch", "author")
+        .prefetch_related(
+            Prefetch(
+                "label__label_categories",
+                queryset=LabelCategory.objects.select_related("category").order_by(
+                    "position"
+                ),
+            )
+        )
+        .order_by("-updated_at", "-pk")
+    )
+    page = Paginator(mine, 25).get_page(request.GET.get("page"))
+    return render(
+        request, "annotation/work/feedback.html", {"page": page, "nav": "feedback"}
+    )
+
+
+@require_POST
+@consent_required
+def feedback_read(request: HtmxHttpRequest) -> HttpResponse:
+    """Mark one piece of feedback read (`id`), or all of mine without one."""
+    given = request.POST.getlist("id")
+    ids = [int(i) for i in given if i.isdigit()]
+    n = mark_feedback_read(annotator=request.user, ids=ids if given else None)
+    messages.success(request, f"{n} marked read." if n != 1 else "Marked read.")
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = reverse("annotation:feedback")
     return redirect(target)

@@ -573,3 +573,16 @@ def test_skips_are_not_copied():
     # then the copy carries no skip
     assert Skip.objects.filter(dialogue__batch=batch).count() == 0
     assert Skip.objects.count() == 1
+
+
+def test_copy_works_with_the_debug_cursor_that_make_run_uses():
+    # DEBUG logs each query by formatting it with its parameters: a bare % in the
+    # SQL (SQLite's random key) broke that.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    source = BatchFactory(name="dbg-source")
+    DialogueFactory(batch=source, external_id="x1")
+    with CaptureQueriesContext(connection):
+        batch = create(copy_from=[source])
+    assert external_ids(batch) == ["x1"]

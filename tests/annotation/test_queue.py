@@ -1103,11 +1103,15 @@ def test_generated_responses_are_labelled_and_refusals_are_not(db):
     anna = UserFactory(username="anna", content_warning_acknowledged_at=timezone.now())
     AssignmentFactory(batch=batch, annotator=anna)
     refusal = DialogueFactory(batch=batch, external_id="x", augmentation="refusal")
-    generated = DialogueFactory(batch=batch, external_id="x", augmentation="gen_response")
+    generated = DialogueFactory(
+        batch=batch, external_id="x", augmentation="gen_response"
+    )
 
     # when anna asks twice (labelling the first)
     first = reserve_next(annotator=anna)
-    submit_label(annotator=anna, dialogue_id=first.dialogue_id, vote=VoteIn(label="safe"))
+    submit_label(
+        annotator=anna, dialogue_id=first.dialogue_id, vote=VoteIn(label="safe")
+    )
     second = reserve_next(annotator=anna)
 
     # then she gets the generated response (new content needs votes), never the refusal

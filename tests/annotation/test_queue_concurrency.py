@@ -10,6 +10,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from accounts.models import User
+from annotation.gold import GoldAnswer, mark_gold
 from annotation.models import (
     Batch,
     Dialogue,
@@ -258,3 +259,55 @@ def test_a_dialogue_locked_by_a_submit_in_flight_is_still_served(
     assert isinstance(got, Reservation), got
     assert got.dialogue_id == held.dialogue_id
     assert Dialogue.objects.get(pk=held.dialogue_id).claimed == 2
+
+
+def test_concurrent_annotators_get_each_gold_item_once_and_regular_counts_hold(
+    transactional_db: None,
+):
+    # given 12 regular dialogues needing 2 votes, 3 gold items at a rate of 100%,
+    # and 8 annotators
+    batch = BatchFactory(name="gold-rush", labels_required=2, gold_rate=1.0)
+    regular = DialogueFactory.create_batch(12, batch=batch)
+    gold = DialogueFactory.create_batch(3, batch=batch)
+    for d in gold:
+        mark_gold(dialogue=d, answer=GoldAnswer(label="safe"), by=None)
+    people = _annotators(batch, 8)
+    start = threading.Barrier(len(people))
+    errors: list[BaseException] = []
+
+    def work(person: User) -> None:
+        start.wait()
+        for _ in range(len(regular) + len(gold) + 1):
+            got = reserve_next(annotator=person)
+            if isinstance(got, NothingToDo):
+                time.sleep(0.05)  # see the first test: a slot may be mid-submit
+                got = reserve_next(annotator=person)
+            if isinstance(got, NothingToDo):
+                return
+            submit_label(annotator=person, dialogue_id=got.dialogue_id, vote=VOTES[0])
+        raise AssertionError(f"{person.username} was served more than the batch")
+
+    # when all work at once until nothing is left
+    threads = [_in_thread(lambda p=p: work(p), errors) for p in people]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # then every gold item has one vote of each, and every regular one exactly 2
+    assert errors == []
+    votes = dict(
+        Label.objects.filter(kind=VoteKind.HUMAN)
+        .values("dialogue")
+        .annotate(n=Count("pk"))
+        .values_list("dialogue", "n")
+    )
+    assert votes == {d.pk: 8 for d in gold} | {d.pk: 2 for d in regular}
+    assert dict(Dialogue.objects.values_list("pk", "claimed")) == votes
+    twice = (
+        Label.objects.values("dialogue", "annotator")
+        .annotate(n=Count("pk"))
+        .filter(n__gt=1)
+    )
+    assert list(twice) == []
+    assert Reservation.objects.filter(state=ReservationState.ACTIVE).count() == 0
