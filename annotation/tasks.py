@@ -16,3 +16,10 @@ from annotation.jobs import run_import_job
 def run_import(job_id: int) -> str:
     job = run_import_job(job_id=job_id)
     return job.status
+
+
+@shared_task(name="annotation.compute_agreement", acks_late=True)
+def compute_agreement(batch_id: int) -> str:
+    from annotation.agreement import run_scheduled
+
+    return run_scheduled(batch_id)

@@ -6,6 +6,7 @@ app_name = "annotation"
 
 urlpatterns = [
     path("", include("annotation.lead_urls")),
+    path("", include("annotation.agreement_urls")),
     path("batches/", views.batch_list, name="batch_list"),
     path("batches/<str:name>/", views.batch_detail, name="batch_detail"),
     path(
@@ -18,6 +19,8 @@ urlpatterns = [
     path("work/undo/", work_views.undo, name="undo"),
     path("work/history/", work_views.history, name="history"),
     path("work/preferences/", work_views.preferences, name="preferences"),
+    path("work/feedback/", work_views.feedback, name="feedback"),
+    path("work/feedback/read/", work_views.feedback_read, name="feedback_read"),
     path("work/labels/<int:pk>/", work_views.edit, name="edit_label"),
     path("work/<int:dialogue_id>/submit/", work_views.submit, name="submit"),
     path("work/<int:dialogue_id>/skip/", work_views.skip, name="skip"),

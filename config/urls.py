@@ -8,6 +8,11 @@ from annotation import views as annotation_views
 
 api_v1 = [
     path("batches", annotation_api.BatchListView.as_view(), name="batches"),
+    path(
+        "batches/<str:name>/agreement",
+        annotation_api.AgreementView.as_view(),
+        name="batch-agreement",
+    ),
     path("imports", annotation_api.ImportCreateView.as_view(), name="import-create"),
     path(
         "imports/<int:pk>",

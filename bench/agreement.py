@@ -1,0 +1,413 @@
+"""How fast a batch's agreement report is, beside the reference packages.
+
+Run from the repository root against PostgreSQL:
+
+    .venv/bin/python bench/agreement.py [--dialogues 36000] [--repeat 5]
+        [--resamples 1000] [--profile]
+
+BENCH_DATABASE_URL names the database (postgres://postgres@127.0.0.1:5432/
+aegis_bench_agreement when unset). It is dropped and created again at the start,
+migrated, and dropped at the end, so the script reads no DATABASE_URL and refuses a
+name without "bench" in it.
+
+One batch holds --dialogues dialogues with a response each, 3 human votes per
+dialogue (three annotators who each follow a hidden true label 80% of the time,
+with categories on unsafe and needs-caution votes) and 3 jury votes (three judges,
+85%), plus the jury's decisions; about 8% of the human votes took under 3 s.
+
+Timed, each --repeat times, median reported:
+
+- reference: the point statistics the report holds, computed by calling the
+  reference packages directly on numpy arrays built beforehand from the same votes:
+  statsmodels' Fleiss kappa (after `aggregate_raters`) and `krippendorff.alpha`
+  (nominal) for the 3-way label, the binary label, every category (chosen or not),
+  the jury's judges and one week of votes; scikit-learn's `cohen_kappa_score` for
+  every pair of annotators, every pair of judges, and each annotator against the
+  others' majority and against the jury.
+- report (compute): `annotation.agreement.build_report` minus the reading, i.e. the
+  whole report including every 95% bootstrap interval (--resamples) from votes
+  already in memory;
+- report (full): `build_report(batch)` end to end: the queries that read the
+  batch's votes, categories, jury votes and decisions, and the computation.
+
+The issue's budget: the full report within 1.5 times the reference time, and under
+5 seconds.
+"""
+
+import argparse
+import cProfile
+import os
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/aegis_bench_agreement"
+BATCH = "bench-agreement"
+ANNOTATORS = ("bench-ann-a", "bench-ann-b", "bench-ann-c")
+JUDGES = ("bench-judge-a", "bench-judge-b", "bench-judge-c")
+LABELS = ("safe", "needs_caution", "unsafe")
+RUN_KEY = "bench-run"
+RATIO_BUDGET = 1.5
+SECONDS_BUDGET = 5.0
+
+
+def configure() -> str:
+    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+    os.environ.update(
+        {
+            "DATABASE_URL": url,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            # Off even under `make bench`: DEBUG keeps every query in memory.
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": "bench-only",
+            "DJANGO_ALLOWED_HOSTS": "localhost",
+        }
+    )
+    sys.path.insert(0, str(ROOT))
+    return url
+
+
+def drop_database(url: str, *, create: bool) -> None:
+    import dj_database_url
+    import psycopg
+    from psycopg import sql
+
+    config = dj_database_url.parse(url)
+    name = config["NAME"]
+    if "postgresql" not in config["ENGINE"] or "bench" not in name:
+        sys.exit(
+            f"bench/agreement.py drops its database: needs PostgreSQL and a name with 'bench' ({url!r})"
+        )
+    params = {
+        "host": config.get("HOST") or None,
+        "port": config.get("PORT") or None,
+        "user": config.get("USER") or None,
+        "password": config.get("PASSWORD") or None,
+    }
+    with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            [name],
+        )
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        if create:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+# --- data --------------------------------------------------------------------------
+
+
+class Data:
+    """The generated votes, as the reference sees them: items x raters arrays."""
+
+    def __init__(self, n: int, seed: int, categories: int) -> None:
+        rng = np.random.default_rng(seed)
+        self.n = n
+        truth = rng.choice(3, size=n, p=[0.6, 0.1, 0.3])
+        follow = rng.random((n, 3)) < 0.8
+        self.human = np.where(follow, truth[:, None], rng.integers(0, 3, (n, 3)))
+        # Each dialogue's true category; a voter marks it (and sometimes a second
+        # one) on unsafe and needs-caution votes.
+        true_category = rng.integers(0, categories, n)
+        self.chosen = np.zeros((n, 3, categories), dtype=bool)
+        marks = self.human != 0
+        first = np.where(
+            rng.random((n, 3)) < 0.85,
+            true_category[:, None],
+            rng.integers(0, categories, (n, 3)),
+        )
+        rows, cols = np.nonzero(marks)
+        self.chosen[rows, cols, first[rows, cols]] = True
+        second = marks & (rng.random((n, 3)) < 0.2)
+        rows, cols = np.nonzero(second)
+        self.chosen[rows, cols, rng.integers(0, categories, rows.size)] = True
+        self.time_ms = np.where(
+            rng.random((n, 3)) < 0.08,
+            rng.integers(500, 3000, (n, 3)),
+            rng.integers(5000, 90000, (n, 3)),
+        )
+        binary_truth = (truth != 0).astype(np.int64)
+        follow = rng.random((n, 3)) < 0.85
+        self.jury = np.where(follow, binary_truth[:, None], 1 - binary_truth[:, None])
+        self.decision = (self.jury.sum(axis=1) >= 2).astype(np.int64)
+
+
+def fill(data: Data) -> Any:
+    """The batch in the database: dialogues, votes, categories, jury votes, decisions."""
+    from django.db import transaction
+
+    from accounts.models import User
+    from annotation.models import (
+        Batch,
+        Dialogue,
+        JuryDecision,
+        Label,
+        LabelCategory,
+        VoteKind,
+    )
+    from taxonomy.models import Taxonomy
+
+    taxonomy = Taxonomy.objects.filter(published_at__isnull=False).order_by("-pk")[0]
+    categories = list(
+        taxonomy.categories.filter(retired=False, group="core").order_by("order")
+    )
+    people = [
+        User.objects.create_user(username=name, password=None, role="annotator")
+        for name in ANNOTATORS
+    ]
+    with transaction.atomic():
+        batch = Batch.objects.create(name=BATCH, taxonomy=taxonomy, labels_required=3)
+        dialogues = Dialogue.objects.bulk_create(
+            [
+                Dialogue(
+                    batch=batch,
+                    external_id=f"d{i}",
+                    turns=[
+                        {"role": "user", "content": f"prompt {i}"},
+                        {"role": "assistant", "content": f"response {i}"},
+                    ],
+                    prompt=f"prompt {i}",
+                    response=f"response {i}",
+                    content_hash=f"{i:064d}",
+                    votes=3,
+                    claimed=3,
+                )
+                for i in range(data.n)
+            ],
+            batch_size=5000,
+        )
+        ids = [d.pk for d in dialogues]
+        humans = Label.objects.bulk_create(
+            [
+                Label(
+                    dialogue_id=ids[i],
+                    kind=VoteKind.HUMAN,
+                    annotator=people[r],
+                    label=LABELS[data.human[i, r]],
+                    time_spent_ms=int(data.time_ms[i, r]),
+                )
+                for i in range(data.n)
+                for r in range(3)
+            ],
+            batch_size=5000,
+        )
+        links = []
+        for position, label in enumerate(humans):
+            i, r = divmod(position, 3)
+            chosen = np.nonzero(data.chosen[i, r, : len(categories)])[0]
+            for order, c in enumerate(chosen):
+                links.append(
+                    LabelCategory(
+                        label=label, category=categories[int(c)], position=order
+                    )
+                )
+        LabelCategory.objects.bulk_create(links, batch_size=5000)
+        Label.objects.bulk_create(
+            [
+                Label(
+                    dialogue_id=ids[i],
+                    kind=VoteKind.MODEL,
+                    judge=JUDGES[j],
+                    run_key=RUN_KEY,
+                    label=("safe", "unsafe")[data.jury[i, j]],
+                    raw_output="{}",
+                )
+                for i in range(data.n)
+                for j in range(3)
+            ],
+            batch_size=5000,
+        )
+        JuryDecision.objects.bulk_create(
+            [
+                JuryDecision(
+                    dialogue_id=ids[i],
+                    run_key=RUN_KEY,
+                    decision=("safe", "unsafe")[data.decision[i]],
+                    valid_votes=3,
+                    total_votes=3,
+                )
+                for i in range(data.n)
+            ],
+            batch_size=5000,
+        )
+    return batch, len(categories)
+
+
+# --- the reference -------------------------------------------------------------------
+
+
+def reference(data: Data, n_categories: int) -> None:
+    """The point statistics of the report, from the reference packages."""
+    import krippendorff
+    from sklearn.metrics import cohen_kappa_score
+    from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
+
+    def both(matrix: np.ndarray) -> None:
+        # matrix: items x raters of codes
+        table, _ = aggregate_raters(matrix)
+        fleiss_kappa(table)
+        krippendorff.alpha(
+            reliability_data=matrix.T.astype(float), level_of_measurement="nominal"
+        )
+
+    def pairs(matrix: np.ndarray) -> None:
+        for a in range(matrix.shape[1]):
+            for b in range(a + 1, matrix.shape[1]):
+                cohen_kappa_score(matrix[:, a], matrix[:, b])
+
+    both(data.human)
+    both((data.human != 0).astype(np.int64))  # binary, permissive
+    for c in range(n_categories):
+        both(data.chosen[:, :, c].astype(np.int64))
+    both(data.jury)
+    both(data.human)  # the one week the votes fall in
+    pairs(data.human)
+    pairs(data.jury)
+    for r in range(3):
+        others = np.delete(data.human, r, axis=1)
+        majority = np.where(others[:, 0] == others[:, 1], others[:, 0], -1)
+        keep = majority >= 0
+        cohen_kappa_score(data.human[keep, r], majority[keep])
+        cohen_kappa_score((data.human[:, r] != 0).astype(np.int64), data.decision)
+
+
+# --- main ------------------------------------------------------------------------
+
+
+def timed(fn: Any, repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dialogues", type=int, default=36_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=20241127)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    url = configure()
+    drop_database(url, create=True)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from annotation import agreement
+
+    try:
+        call_command("migrate", interactive=False, verbosity=0)
+        started = time.perf_counter()
+        from taxonomy.models import Taxonomy
+
+        taxonomy = Taxonomy.objects.filter(published_at__isnull=False).order_by("-pk")[
+            0
+        ]
+        n_categories = taxonomy.categories.filter(retired=False, group="core").count()
+        data = Data(args.dialogues, args.seed, n_categories)
+        batch, _ = fill(data)
+        print(
+            f"{args.dialogues} dialogues, {3 * args.dialogues} human and "
+            f"{3 * args.dialogues} jury votes, {n_categories} categories in use; "
+            f"written in {time.perf_counter() - started:.1f} s; {os.cpu_count()} CPUs, "
+            f"{args.resamples} bootstrap resamples"
+        )
+
+        # What build_report reads, read once, so "compute" times only the rest.
+        readers = (
+            "read_human_votes",
+            "read_categories",
+            "read_jury_votes",
+            "read_jury_decisions",
+            "read_adjudications",
+        )
+        original = {name: getattr(agreement, name) for name in readers}
+        cached = {name: fn(batch) for name, fn in original.items()}
+
+        def compute_only() -> None:
+            for name in readers:
+                setattr(agreement, name, lambda _batch, _v=cached[name]: _v)
+            try:
+                agreement.build_report(batch, n_resamples=args.resamples)
+            finally:
+                for name, fn in original.items():
+                    setattr(agreement, name, fn)
+
+        def full() -> None:
+            agreement.build_report(batch, n_resamples=args.resamples)
+
+        # Warm-up: imports, the taxonomy, first allocations.
+        full()
+        reference(data, n_categories)
+        rows = []
+        results: dict[str, list[float]] = {"reference": [], "compute": [], "full": []}
+        for _ in range(args.repeat):
+            # Interleaved, so other work on the machine falls on all three alike.
+            results["reference"] += timed(lambda: reference(data, n_categories), 1)
+            results["compute"] += timed(compute_only, 1)
+            results["full"] += timed(full, 1)
+        ref = statistics.median(results["reference"])
+        for key, what in (
+            ("reference", "reference packages, point statistics (reference)"),
+            ("compute", "report from votes in memory, with intervals"),
+            ("full", "report end to end (queries + compute)"),
+        ):
+            median = statistics.median(results[key])
+            rows.append(
+                (what, str(args.dialogues), f"{median:.3f}", f"{median / ref:.2f}")
+            )
+        widths = [
+            max(len(r[i]) for r in [*rows, ("what", "dialogues", "median s", "ratio")])
+            for i in range(4)
+        ]
+        header = ("what", "dialogues", "median s", "ratio")
+        print()
+        print(f"median of {args.repeat} repeat(s)")
+        print(
+            " | ".join(
+                h.ljust(w) if i == 0 else h.rjust(w)
+                for i, (h, w) in enumerate(zip(header, widths, strict=True))
+            )
+        )
+        print("-+-".join("-" * w for w in widths))
+        for row in rows:
+            print(
+                " | ".join(
+                    c.ljust(w) if i == 0 else c.rjust(w)
+                    for i, (c, w) in enumerate(zip(row, widths, strict=True))
+                )
+            )
+        full_median = statistics.median(results["full"])
+        ratio = full_median / ref
+        print()
+        print(
+            f"full report within {RATIO_BUDGET} x the reference: "
+            f"{'MET' if ratio <= RATIO_BUDGET else 'NOT MET'} (ratio {ratio:.2f}); "
+            f"under {SECONDS_BUDGET:g} s: "
+            f"{'MET' if full_median < SECONDS_BUDGET else 'NOT MET'} ({full_median:.2f} s)"
+        )
+        if args.profile:
+            profiler = cProfile.Profile()
+            profiler.runcall(full)
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+    finally:
+        connection.close()
+        drop_database(url, create=False)
+
+
+if __name__ == "__main__":
+    main()
