@@ -11,7 +11,7 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 DEMO_JURY_QUEUES ?= jury.demo-smollm2-a,jury.demo-smollm2-b,jury.demo-smollm2-c
 
 .DEFAULT_GOAL := help
-.PHONY: help install run web worker jury-worker services browser test lint format bench clean
+.PHONY: help install run web worker jury-worker services browser test lint format bench bench-jury clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -66,9 +66,13 @@ format: install ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: install services ## Run the benchmarks in bench/ against PostgreSQL (about 10 minutes)
+bench: install services ## Run the benchmarks in bench/ against PostgreSQL (about 15 minutes)
 	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/aegis_bench} $(PY) bench/import.py
 	$(PY) bench/annotate.py
+	$(PY) bench/agreement.py
+
+bench-jury: install services ## The jury's SmolLM2 benchmark, in-process and via Celery (30+ minutes on 2 cores)
+	$(PY) bench/jury.py
 
 clean: ## Remove the virtualenv and local data (SQLite files, uploads)
 	rm -rf $(VENV) var

@@ -297,6 +297,9 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=20241127)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--queries", action="store_true", help="print each query of one report, timed"
+    )
     args = parser.parse_args()
     url = configure()
     drop_database(url, create=True)
@@ -399,6 +402,14 @@ def main() -> None:
             f"under {SECONDS_BUDGET:g} s: "
             f"{'MET' if full_median < SECONDS_BUDGET else 'NOT MET'} ({full_median:.2f} s)"
         )
+        if args.queries:
+            from django.test.utils import CaptureQueriesContext
+
+            with CaptureQueriesContext(connection) as captured:
+                full()
+            print()
+            for query in captured.captured_queries:
+                print(f"{float(query['time']):7.3f} s  {query['sql'][:150]}")
         if args.profile:
             profiler = cProfile.Profile()
             profiler.runcall(full)

@@ -547,3 +547,30 @@ def test_gold_items_count_as_accuracy_not_as_agreement(people: list[User]) -> No
     assert report["annotators"]["ann-c"]["gold"]["label_accuracy"] == 0.0
     assert report["annotators"]["ann-a"]["gold"]["label_accuracy"] == 1.0
     assert len(dialogues) == 2
+
+
+def test_names_and_labels_that_look_like_numbers_or_null_stay_text(
+    people: list[User],
+) -> None:
+    # The votes travel as CSV from PostgreSQL: "NA", "null" and "42" are text there.
+    batch = BatchFactory()
+    dialogues = add_votes(batch, [["unsafe"] * 3, ["safe"] * 3], people)
+    for dialogue, raw in zip(dialogues, ("NA", "null"), strict=True):
+        Label.objects.filter(dialogue=dialogue).update(
+            details={"imported_label": raw, "scheme": "test"}
+        )
+        for judge in ("42", "007"):
+            Label.objects.create(
+                dialogue=dialogue,
+                kind=VoteKind.MODEL,
+                judge=judge,
+                run_key="r",
+                label="unsafe",
+                raw_output="{}",
+            )
+
+    report = build_report(batch, n_resamples=0)
+
+    assert report["jury"]["judges"] == ["007", "42"]
+    assert report["imported_label"]["n_items"] == 2
+    assert report["imported_label"]["percent_agreement"] == 1.0
