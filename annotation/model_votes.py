@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
+from annotation.final_labels import recompute_on_commit
 from annotation.models import (
     Dialogue,
     JuryDecision,
@@ -122,7 +123,8 @@ def record_jury_decision(
     agreement: float | None,
     reason: str,
 ) -> JuryDecision:
-    """Store (or refresh, identically) the jury's decision on a dialogue for a run."""
+    """Store (or refresh, identically) the jury's decision on a dialogue for a run;
+    the dialogue's final label is derived again once this commits."""
     found, _ = JuryDecision.objects.update_or_create(
         dialogue_id=dialogue_id,
         run_key=run_key,
@@ -135,4 +137,5 @@ def record_jury_decision(
             "reason": reason[:200],
         },
     )
+    recompute_on_commit(dialogue_id)
     return found

@@ -1004,3 +1004,65 @@ class GoldItem(models.Model):
 
     def __str__(self) -> str:
         return f"gold {self.dialogue_id}: {self.label}"
+
+
+class Provenance(models.TextChoices):
+    UNANIMOUS = "unanimous", "Unanimous"
+    MAJORITY = "majority", "Majority"
+    LLM_JURY = "llm_jury", "Response decided by the LLM jury"
+    ADJUDICATED = "adjudicated", "Adjudicated by a lead"
+    IMPORTED = "imported", "Imported reference label"
+    UNRESOLVED = "unresolved", "Unresolved"
+
+
+class FinalLabelQuerySet(models.QuerySet["FinalLabel"]):
+    def resolved(self) -> "FinalLabelQuerySet":
+        return self.exclude(provenance=Provenance.UNRESOLVED)
+
+    def unresolved(self) -> "FinalLabelQuerySet":
+        return self.filter(provenance=Provenance.UNRESOLVED)
+
+
+class FinalLabel(models.Model):
+    """A dialogue's final labels as derived from its votes (annotation.derivation).
+
+    Written only by `annotation.final_labels`, which derives it again whenever the
+    votes change; `votes_fingerprint` is a hash of everything the derivation read,
+    so an unchanged dialogue is not written again. An adjudicated dialogue's row is
+    the adjudication's (it is its source), whatever the votes say.
+    """
+
+    dialogue = models.OneToOneField(
+        Dialogue, on_delete=models.CASCADE, related_name="final_label"
+    )
+    prompt_label = models.CharField(max_length=16, null=True, blank=True)
+    response_label = models.CharField(max_length=16, null=True, blank=True)
+    # Names of the batch's taxonomy version, most often chosen first.
+    violated_categories = models.JSONField(default=list, blank=True)
+    prompt_label_source = models.CharField(max_length=64, null=True, blank=True)
+    response_label_source = models.CharField(max_length=64, null=True, blank=True)
+    provenance = models.CharField(max_length=16, choices=Provenance.choices)
+    unresolved_reason = models.CharField(max_length=200, blank=True, default="")
+    votes_fingerprint = models.CharField(max_length=64)
+    computed_at = models.DateTimeField()
+
+    objects = FinalLabelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["dialogue"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(provenance__in=[p.value for p in Provenance]),
+                name="final_label_provenance_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(provenance="unresolved", unresolved_reason__gt="")
+                | (~Q(provenance="unresolved") & Q(unresolved_reason="")),
+                name="final_label_reason_iff_unresolved",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dialogue_id}: {self.prompt_label}/{self.response_label} " + (
+            f"({self.provenance})"
+        )

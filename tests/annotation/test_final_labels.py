@@ -1,0 +1,377 @@
+"""Final labels stored per dialogue (annotation.final_labels), on PostgreSQL."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from accounts.models import User
+from annotation.final_labels import derive_batch, recompute_dialogue
+from annotation.model_votes import record_jury_decision
+from annotation.models import (
+    Augmentation,
+    Batch,
+    Dialogue,
+    FinalLabel,
+    JuryDecision,
+    Label,
+    LabelCategory,
+    VoteKind,
+)
+from annotation.queue import VoteIn, edit_label, reserve_next, submit_label
+from taxonomy.models import Category
+from tests.factories import (
+    AssignmentFactory,
+    BatchFactory,
+    DialogueFactory,
+    LabelFactory,
+    LeadFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _vote(dialogue: Dialogue, label: str, *categories: str, **kw: object) -> Label:
+    """A human vote (or another kind, with kind=...) with its categories in order."""
+    vote = LabelFactory(dialogue=dialogue, label=label, **kw)
+    taxonomy = dialogue.batch.taxonomy
+    LabelCategory.objects.bulk_create(
+        LabelCategory(
+            label=vote,
+            category=Category.objects.get(taxonomy=taxonomy, name=name),
+            position=i,
+        )
+        for i, name in enumerate(categories)
+    )
+    return vote
+
+
+def _decide(dialogue: Dialogue, decision: str, run_key: str = "r1") -> None:
+    JuryDecision.objects.create(
+        dialogue=dialogue,
+        run_key=run_key,
+        decision=decision,
+        categories=["Violence"] if decision == "unsafe" else [],
+        valid_votes=3 if decision != "needs_review" else 1,
+        total_votes=3,
+        reason="fewer than 2 valid votes (1 of 3)"
+        if decision == "needs_review"
+        else "",
+    )
+
+
+def _adjudicate(dialogue: Dialogue, label: str, response: str | None, *cats: str):
+    _vote(
+        dialogue,
+        label,
+        *cats,
+        kind=VoteKind.ADJUDICATED,
+        annotator=LeadFactory(),
+        response_label=response,
+    )
+    Dialogue.objects.filter(pk=dialogue.pk).update(adjudicated_at=timezone.now())
+
+
+def _final(dialogue: Dialogue) -> tuple[object, ...]:
+    row = FinalLabel.objects.get(dialogue=dialogue)
+    return (
+        row.prompt_label,
+        row.response_label,
+        row.violated_categories,
+        row.prompt_label_source,
+        row.response_label_source,
+        row.provenance,
+        row.unresolved_reason,
+    )
+
+
+def _mixed_batch(n: int) -> Batch:
+    """n groups of dialogues covering every provenance, with votes of every kind."""
+    batch = BatchFactory()
+    for _ in range(n):
+        unanimous = DialogueFactory(batch=batch, response=None)
+        for _ in range(3):
+            _vote(unanimous, "safe")
+        majority = DialogueFactory(batch=batch)
+        _vote(majority, "safe")
+        _vote(majority, "safe")
+        _vote(majority, "unsafe", "Violence")
+        jury = DialogueFactory(batch=batch)
+        for categories in (("Violence", "Threat"), ("Threat",), ("Threat",)):
+            _vote(jury, "unsafe", *categories)
+        _decide(jury, "needs_review", "old-run")
+        _decide(jury, "unsafe", "new-run")  # the latest decision counts
+        adjudicated = DialogueFactory(batch=batch)
+        _vote(adjudicated, "safe")
+        _adjudicate(adjudicated, "unsafe", "unsafe", "Profanity")
+        imported = DialogueFactory(batch=batch)
+        _vote(
+            imported,
+            "unsafe",
+            "Sexual",
+            kind=VoteKind.REFERENCE,
+            annotator=None,
+            response_label="safe",
+            prompt_label_source="human",
+            response_label_source="llm_jury",
+        )
+        unresolved = DialogueFactory(batch=batch)
+        _vote(unresolved, "unsafe", "Violence")
+    return batch
+
+
+def test_derive_batch_stores_every_provenance_with_its_labels():
+    # given one dialogue of each kind
+    batch = _mixed_batch(1)
+    unanimous, majority, jury, adjudicated, imported, unresolved = (
+        batch.dialogues.order_by("id")
+    )
+
+    # when the batch is derived
+    counts = derive_batch(batch)
+
+    # then each dialogue has its final labels and where they came from
+    assert counts == {
+        "unanimous": 1,
+        "majority": 1,
+        "llm_jury": 1,
+        "adjudicated": 1,
+        "imported": 1,
+        "unresolved": 1,
+    }
+    assert _final(unanimous) == ("safe", None, [], "human", None, "unanimous", "")
+    assert _final(majority) == (
+        "safe",
+        "safe",
+        ["Violence"],
+        "human",
+        "human",
+        "majority",
+        "",
+    )
+    assert _final(jury) == (
+        "unsafe",
+        "unsafe",
+        ["Threat", "Violence"],
+        "human",
+        "llm_jury",
+        "llm_jury",
+        "",
+    )
+    assert _final(adjudicated) == (
+        "unsafe",
+        "unsafe",
+        ["Profanity"],
+        "adjudicated",
+        "adjudicated",
+        "adjudicated",
+        "",
+    )
+    assert _final(imported) == (
+        "unsafe",
+        "safe",
+        ["Sexual"],
+        "human",
+        "llm_jury",
+        "imported",
+        "",
+    )
+    assert _final(unresolved) == (
+        None,
+        None,
+        [],
+        None,
+        None,
+        "unresolved",
+        "waiting for votes (1 of 3)",
+    )
+
+
+def test_derive_batch_reads_in_a_fixed_number_of_queries():
+    # given a small and a five times larger batch, derived once already
+    small, large = _mixed_batch(1), _mixed_batch(5)
+
+    def queries(batch: Batch) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            derive_batch(batch)
+        return len(captured.captured_queries)
+
+    first = (queries(small), queries(large))
+
+    # when both are derived again after every final label was changed by hand
+    FinalLabel.objects.update(votes_fingerprint="stale")
+    again = (queries(small), queries(large))
+
+    # then the number of queries does not grow with the batch: a savepoint and its
+    # release, the lock, four reads and one write (inserts first, updates then)
+    assert first == again == (8, 8)
+    assert FinalLabel.objects.filter(dialogue__batch=large).count() == 30
+
+
+def test_unchanged_dialogues_are_not_written_again():
+    batch = _mixed_batch(2)
+    derive_batch(batch)
+    before = dict(FinalLabel.objects.values_list("dialogue_id", "computed_at"))
+    changed = batch.dialogues.order_by("id")[1]  # a majority dialogue
+
+    # when one vote is added and the batch is derived again
+    _vote(changed, "unsafe", "Violence")
+    counts = derive_batch(batch)
+
+    # then only that dialogue's row was written, and its label changed
+    after = dict(FinalLabel.objects.values_list("dialogue_id", "computed_at"))
+    assert [d for d in after if after[d] != before[d]] == [changed.pk]
+    assert _final(changed)[0] is None  # 2 safe, 2 unsafe: a tie
+    assert counts["unresolved"] == 3  # and the two waiting for votes
+
+
+def test_an_adjudication_is_never_overwritten_by_votes():
+    # given a dialogue the humans call safe, adjudicated unsafe
+    dialogue = DialogueFactory(response=None)
+    for _ in range(3):
+        _vote(dialogue, "safe")
+    _adjudicate(dialogue, "unsafe", None, "Threat")
+    derive_batch(dialogue.batch)
+    assert _final(dialogue)[0] == "unsafe"
+
+    # when more safe votes arrive and everything is derived again, both ways
+    _vote(dialogue, "safe")
+    recompute_dialogue(dialogue.pk)
+    first = _final(dialogue)
+    derive_batch(dialogue.batch)
+
+    # then the final label is still the adjudication's
+    assert (
+        first
+        == _final(dialogue)
+        == (
+            "unsafe",
+            None,
+            ["Threat"],
+            "adjudicated",
+            None,
+            "adjudicated",
+            "",
+        )
+    )
+
+
+def test_a_refusal_carries_its_reference_label():
+    batch = BatchFactory()
+    refusal = DialogueFactory(batch=batch, augmentation=Augmentation.REFUSAL)
+    _vote(
+        refusal,
+        "unsafe",
+        "Violence",
+        kind=VoteKind.REFERENCE,
+        annotator=None,
+        response_label="safe",
+        prompt_label_source="human",
+        response_label_source="refusal_data_augmentation",
+    )
+    assert derive_batch(batch) == {"imported": 1}
+    assert _final(refusal) == (
+        "unsafe",
+        "safe",
+        ["Violence"],
+        "human",
+        "refusal_data_augmentation",
+        "imported",
+        "",
+    )
+
+
+def _annotator(batch: Batch, username: str) -> User:
+    user = UserFactory(
+        username=username, content_warning_acknowledged_at=timezone.now()
+    )
+    AssignmentFactory(batch=batch, annotator=user)
+    return user
+
+
+def test_a_new_vote_and_an_edit_recompute_the_dialogue(
+    django_capture_on_commit_callbacks,
+):
+    # given a dialogue with two of its three votes, both unsafe
+    batch = BatchFactory()
+    dialogue = DialogueFactory(batch=batch, response=None)
+    annotators = [_annotator(batch, f"a{i}") for i in range(3)]
+    votes = []
+    with django_capture_on_commit_callbacks(execute=True):
+        for who in annotators[:2]:
+            reserve_next(annotator=who)
+            votes.append(
+                submit_label(
+                    annotator=who,
+                    dialogue_id=dialogue.pk,
+                    vote=VoteIn(label="unsafe", categories=("Violence",)),
+                )
+            )
+    assert _final(dialogue)[-2:] == ("unresolved", "waiting for votes (2 of 3)")
+
+    # when the third vote comes in
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        reserve_next(annotator=annotators[2])
+        submit_label(
+            annotator=annotators[2],
+            dialogue_id=dialogue.pk,
+            vote=VoteIn(label="unsafe", categories=("Threat", "Violence")),
+        )
+
+    # then its final label is derived once, on commit
+    assert len(callbacks) == 1
+    assert _final(dialogue) == (
+        "unsafe",
+        None,
+        ["Violence", "Threat"],
+        "human",
+        None,
+        "unanimous",
+        "",
+    )
+
+    # and an edit derives it again
+    with django_capture_on_commit_callbacks(execute=True):
+        edit_label(
+            annotator=annotators[0], label_id=votes[0].pk, vote=VoteIn(label="safe")
+        )
+    assert _final(dialogue)[:3] == ("unsafe", None, ["Violence", "Threat"])
+    assert _final(dialogue)[5] == "majority"
+
+
+def test_a_jury_decision_recomputes_the_dialogue(django_capture_on_commit_callbacks):
+    # given an unsafe dialogue waiting for the jury
+    dialogue = DialogueFactory()
+    for _ in range(3):
+        _vote(dialogue, "unsafe", "Violence")
+    recompute_dialogue(dialogue.pk)
+    assert _final(dialogue)[-1] == "response needs the jury: no decision"
+
+    # when the jury decides the response is safe
+    with django_capture_on_commit_callbacks(execute=True):
+        record_jury_decision(
+            dialogue_id=dialogue.pk,
+            run_key="r1",
+            decision="safe",
+            categories=[],
+            valid_votes=3,
+            total_votes=3,
+            agreement=1.0,
+            reason="3 of 3 valid votes safe",
+        )
+
+    # then the response label is the jury's
+    assert _final(dialogue)[1:] == (
+        "safe",
+        ["Violence"],
+        "human",
+        "llm_jury",
+        "llm_jury",
+        "",
+    )
+
+
+def test_recompute_of_a_missing_dialogue_writes_nothing():
+    assert recompute_dialogue(10**9) is None
+    assert not FinalLabel.objects.exists()
