@@ -12,9 +12,9 @@ Locks, always taken in this order so no two requests can deadlock:
    `FOR UPDATE SKIP LOCKED` when sweeping, `FOR UPDATE` when voting, skipping,
    flagging or unassigning);
 3. the reservation rows of dialogues already locked.
-A vote's final label (`annotation.final_labels`) is derived again after the commit,
-in its own transaction that takes the dialogue's lock alone, so it never waits while
-holding one of the locks above.
+A vote's final label (`annotation.final_labels`) is derived again by a Celery task
+queued after the commit, in its own transaction that takes the dialogue's lock alone,
+so it never waits while holding one of the locks above.
 `claimed` only changes under the dialogue's lock and is only raised while below the
 required count, so it never passes it; unique (dialogue, annotator) constraints on votes, skips and reservations make
 a second vote by one person impossible. On SQLite select_for_update is a no-op, but
@@ -50,7 +50,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from accounts.models import User
-from annotation.final_labels import recompute_on_commit
+from annotation.final_labels import recompute_later
 from annotation.models import (
     Assignment,
     Batch,
@@ -558,7 +558,9 @@ def submit_label(
         for i, c in enumerate(categories)
     )
     label.category_names = [c.name for c in categories]
-    recompute_on_commit(dialogue.pk)
+    if dialogue.votes + 1 >= dialogue.batch.labels_required:
+        # Before that the final label can only say "waiting for votes": no task.
+        recompute_later(dialogue.pk)
     return label
 
 
@@ -667,7 +669,7 @@ def edit_label(*, annotator: User, label_id: int, vote: VoteIn) -> Label:
         LabelEdit.objects.create(
             label=label, edited_by=annotator, before=before, after=after
         )
-        recompute_on_commit(label.dialogue_id)
+        recompute_later(label.dialogue_id)
     return label
 
 

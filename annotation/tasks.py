@@ -23,3 +23,13 @@ def compute_agreement(batch_id: int) -> str:
     from annotation.agreement import run_scheduled
 
     return run_scheduled(batch_id)
+
+
+@shared_task(
+    name="annotation.recompute_final_label", acks_late=True, ignore_result=True
+)
+def recompute_final_label(dialogue_id: int) -> None:
+    """One dialogue's final labels, after a vote changed (idempotent)."""
+    from annotation.final_labels import recompute_dialogue
+
+    recompute_dialogue(dialogue_id)

@@ -58,6 +58,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/8"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/aegis_bench_annotate"
 BATCH_NAME = "bench-annotate"
 LABELS_REQUIRED = 3
@@ -108,6 +109,19 @@ def server_params(url: str) -> tuple[str, dict[str, Any]]:
     return name, params
 
 
+def purge_broker() -> None:
+    """Drop the final-label tasks the votes queued (no worker runs here; their
+    databases are gone)."""
+    import redis
+
+    url = os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER_URL)
+    client = redis.Redis.from_url(url)
+    try:
+        client.delete("default")
+    finally:
+        client.close()
+
+
 def drop_database(url: str, *, create: bool) -> str:
     """Drop the database (ending its sessions first), create it again if asked;
     returns the server's version."""
@@ -139,6 +153,8 @@ def app_env(url: str, static_root: str) -> dict[str, str]:
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         DJANGO_CONN_MAX_AGE="60",
         DJANGO_SECURE_COOKIES="0",
+        # Production's broker: a vote queues its final label's recomputation.
+        CELERY_BROKER_URL=os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER_URL),
         # An empty folder: the API serves no static files, and WhiteNoise warns at
         # start-up when STATIC_ROOT is missing.
         DJANGO_STATIC_ROOT=static_root,
@@ -755,6 +771,7 @@ def main() -> None:
                 stop_gunicorn(server)
             for size in args.sizes:
                 drop_database(size_url(base, size), create=False)
+            purge_broker()
     print_table(results, args.sizes[0])
     print_budgets(results, args.sizes)
 

@@ -1,5 +1,8 @@
 """Final labels stored per dialogue (annotation.final_labels), on PostgreSQL."""
 
+import time
+from typing import Any
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -290,54 +293,96 @@ def _annotator(batch: Batch, username: str) -> User:
     return user
 
 
-def test_a_new_vote_and_an_edit_recompute_the_dialogue(
-    django_capture_on_commit_callbacks,
-):
+def _wait_for_final(
+    dialogue: Dialogue, expected: Any, part: slice = slice(None)
+) -> None:
+    """Poll until the worker has written the expected final label."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            found = _final(dialogue)[part]
+        except FinalLabel.DoesNotExist:
+            found = None
+        if found == expected:
+            return
+        assert time.monotonic() < deadline, (found, expected)
+        time.sleep(0.05)
+
+
+def test_a_new_vote_and_an_edit_recompute_the_dialogue(celery_worker: None) -> None:
     # given a dialogue with two of its three votes, both unsafe
     batch = BatchFactory()
     dialogue = DialogueFactory(batch=batch, response=None)
     annotators = [_annotator(batch, f"a{i}") for i in range(3)]
     votes = []
-    with django_capture_on_commit_callbacks(execute=True):
-        for who in annotators[:2]:
-            reserve_next(annotator=who)
-            votes.append(
-                submit_label(
-                    annotator=who,
-                    dialogue_id=dialogue.pk,
-                    vote=VoteIn(label="unsafe", categories=("Violence",)),
-                )
+    for who in annotators[:2]:
+        reserve_next(annotator=who)
+        votes.append(
+            submit_label(
+                annotator=who,
+                dialogue_id=dialogue.pk,
+                vote=VoteIn(label="unsafe", categories=("Violence",)),
             )
-    assert _final(dialogue)[-2:] == ("unresolved", "waiting for votes (2 of 3)")
+        )
+    # (too few votes for a final label: nothing is queued yet)
+    assert not FinalLabel.objects.filter(dialogue=dialogue).exists()
 
     # when the third vote comes in
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        reserve_next(annotator=annotators[2])
-        submit_label(
-            annotator=annotators[2],
-            dialogue_id=dialogue.pk,
-            vote=VoteIn(label="unsafe", categories=("Threat", "Violence")),
-        )
+    reserve_next(annotator=annotators[2])
+    submit_label(
+        annotator=annotators[2],
+        dialogue_id=dialogue.pk,
+        vote=VoteIn(label="unsafe", categories=("Threat", "Violence")),
+    )
 
-    # then its final label is derived once, on commit
-    assert len(callbacks) == 1
-    assert _final(dialogue) == (
-        "unsafe",
-        None,
-        ["Violence", "Threat"],
-        "human",
-        None,
-        "unanimous",
-        "",
+    # then the worker derives its final label
+    _wait_for_final(
+        dialogue,
+        ("unsafe", None, ["Violence", "Threat"], "human", None, "unanimous", ""),
     )
 
     # and an edit derives it again
+    edit_label(annotator=annotators[0], label_id=votes[0].pk, vote=VoteIn(label="safe"))
+    _wait_for_final(dialogue, ("majority",), slice(5, 6))
+    assert _final(dialogue)[:3] == ("unsafe", None, ["Violence", "Threat"])
+
+
+def test_a_vote_queues_the_recomputation_after_the_commit(
+    django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The request does not derive the label itself: it queues one task, on commit,
+    # once the dialogue has the votes the batch asks for.
+    from annotation import tasks
+
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.recompute_final_label, "delay", queued.append)
+    batch = BatchFactory(labels_required=2)
+    dialogue = DialogueFactory(batch=batch)
+    first, second = _annotator(batch, "one"), _annotator(batch, "two")
+    with django_capture_on_commit_callbacks(execute=True):
+        reserve_next(annotator=first)
+        submit_label(
+            annotator=first, dialogue_id=dialogue.pk, vote=VoteIn(label="safe")
+        )
+    assert queued == []  # one vote of two: nothing to derive yet
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        reserve_next(annotator=second)
+        vote = submit_label(
+            annotator=second, dialogue_id=dialogue.pk, vote=VoteIn(label="safe")
+        )
+    assert queued == []  # not before the commit
+    for callback in callbacks:
+        callback()
+    assert queued == [dialogue.pk]
+    assert not FinalLabel.objects.filter(dialogue=dialogue).exists()
+    # an edit always queues it
     with django_capture_on_commit_callbacks(execute=True):
         edit_label(
-            annotator=annotators[0], label_id=votes[0].pk, vote=VoteIn(label="safe")
+            annotator=second,
+            label_id=vote.pk,
+            vote=VoteIn(label="unsafe", categories=("Violence",)),
         )
-    assert _final(dialogue)[:3] == ("unsafe", None, ["Violence", "Threat"])
-    assert _final(dialogue)[5] == "majority"
+    assert queued == [dialogue.pk, dialogue.pk]
 
 
 def test_a_jury_decision_recomputes_the_dialogue(django_capture_on_commit_callbacks):
