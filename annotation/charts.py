@@ -126,6 +126,26 @@ def _el(tag: str, **attrs: object) -> SafeString:
     return format_html("<{}{}/>", tag, _attrs(attrs))
 
 
+def _whisker(x0: float, x1: float, mid: float, colour: str) -> list[SafeString]:
+    """A horizontal line from x0 to x1 with an end cap at each side (an interval,
+    a range)."""
+    return [
+        _el("line", x1=x0, x2=x1, y1=mid, y2=mid, stroke=colour, stroke_width=1.5),
+        *(
+            _el(
+                "line",
+                x1=x,
+                x2=x,
+                y1=mid - 5,
+                y2=mid + 5,
+                stroke=colour,
+                stroke_width=1.5,
+            )
+            for x in (x0, x1)
+        ),
+    ]
+
+
 def _text(x: float, y: float, content: str, **attrs: object) -> SafeString:
     return format_html("<text{}>{}</text>", _attrs({"x": x, "y": y, **attrs}), content)
 
@@ -656,30 +676,7 @@ def alpha_bars(report: Report) -> SafeString:
             )
         ]
         if ci:
-            cx0, cx1 = x_of(ci[0]), x_of(ci[1])
-            marks += [
-                _el(
-                    "line", x1=cx0, x2=cx1, y1=mid, y2=mid, stroke=INK, stroke_width=1.5
-                ),
-                _el(
-                    "line",
-                    x1=cx0,
-                    x2=cx0,
-                    y1=mid - 5,
-                    y2=mid + 5,
-                    stroke=INK,
-                    stroke_width=1.5,
-                ),
-                _el(
-                    "line",
-                    x1=cx1,
-                    x2=cx1,
-                    y1=mid - 5,
-                    y2=mid + 5,
-                    stroke=INK,
-                    stroke_width=1.5,
-                ),
-            ]
+            marks += _whisker(x_of(ci[0]), x_of(ci[1]), mid, INK)
         marks.append(
             _text(
                 value_x,
@@ -1366,33 +1363,7 @@ def time_boxplots(report: Report) -> SafeString:
                 f"{name}: median {duration(t['median'])}, middle half "
                 f"{duration(t['p25'])} to {duration(t['p75'])}, range "
                 f"{duration(t['min'])} to {duration(t['max'])}",
-                _el(
-                    "line",
-                    x1=x_min,
-                    x2=x_max,
-                    y1=mid,
-                    y2=mid,
-                    stroke=MUTED,
-                    stroke_width=1.5,
-                ),
-                _el(
-                    "line",
-                    x1=x_min,
-                    x2=x_min,
-                    y1=mid - 5,
-                    y2=mid + 5,
-                    stroke=MUTED,
-                    stroke_width=1.5,
-                ),
-                _el(
-                    "line",
-                    x1=x_max,
-                    x2=x_max,
-                    y1=mid - 5,
-                    y2=mid + 5,
-                    stroke=MUTED,
-                    stroke_width=1.5,
-                ),
+                *_whisker(x_min, x_max, mid, MUTED),
                 _el(
                     "rect",
                     x=x_25,

@@ -57,6 +57,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from proc_cpu import TICK, grown, machine_ticks, postgres_pids, process_ticks
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/8"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/aegis_bench_annotate"
@@ -344,28 +346,6 @@ def stop_gunicorn(server: Server) -> None:
 
 # --- CPU accounting (Linux /proc) -----------------------------------------------
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine, every process of every user."""
-    with open("/proc/stat") as fh:
-        values = [int(v) for v in fh.readline().split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return sum(values) - idle, sum(values)
-
-
-def process_ticks(pids: list[int]) -> dict[int, int]:
-    out = {}
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            out[pid] = int(fields[11]) + int(fields[12])  # utime + stime
-        except (OSError, IndexError, ValueError):
-            continue
-    return out
-
 
 def gunicorn_pids(master: int) -> list[int]:
     try:
@@ -373,31 +353,6 @@ def gunicorn_pids(master: int) -> list[int]:
             return [master, *(int(p) for p in fh.read().split())]
     except OSError:
         return [master]
-
-
-def postgres_pids(database: str) -> list[int]:
-    """The backends serving one database (their process titles name it)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                title = fh.read().decode(errors="replace")
-        except OSError:
-            continue
-        if title.startswith("postgres: ") and f" {database} " in title:
-            pids.append(int(entry))
-    return pids
-
-
-def grown(before: dict[int, int], after: dict[int, int]) -> float:
-    """CPU seconds used between two snapshots by the processes alive at the second.
-
-    A process that started in between counts from zero; one that ended in between
-    (a backend recycled by CONN_MAX_AGE) is lost, so this undercounts a little.
-    """
-    return sum(max(t - before.get(pid, 0), 0) for pid, t in after.items()) / TICK
 
 
 @dataclass

@@ -60,6 +60,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from proc_cpu import TICK, grown, machine_ticks, postgres_pids, process_ticks
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/aegis_bench_jury"
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/7"
@@ -351,28 +353,6 @@ def model_loads(worker: Worker) -> list[float]:
 
 # --- CPU accounting (Linux /proc) -----------------------------------------------
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine, every process of every user."""
-    with open("/proc/stat") as fh:
-        values = [int(v) for v in fh.readline().split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return sum(values) - idle, sum(values)
-
-
-def process_ticks(pids: list[int]) -> dict[int, int]:
-    out = {}
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            out[pid] = int(fields[11]) + int(fields[12])  # utime + stime
-        except (OSError, IndexError, ValueError):
-            continue
-    return out
-
 
 def group_pids(pgid: int) -> list[int]:
     """The processes of one process group (the worker and any children)."""
@@ -388,27 +368,6 @@ def group_pids(pgid: int) -> list[int]:
         if int(fields[2]) == pgid:
             pids.append(int(entry))
     return pids
-
-
-def postgres_pids(database: str) -> list[int]:
-    """The backends serving one database (their process titles name it)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                title = fh.read().decode(errors="replace")
-        except OSError:
-            continue
-        if title.startswith("postgres: ") and f" {database} " in title:
-            pids.append(int(entry))
-    return pids
-
-
-def grown(before: dict[int, int], after: dict[int, int]) -> float:
-    """CPU seconds used between two snapshots by the processes alive at the second."""
-    return sum(max(t - before.get(pid, 0), 0) for pid, t in after.items()) / TICK
 
 
 @dataclass

@@ -78,7 +78,11 @@ class Command(BaseCommand):
                 f"{name[:34]:<34} {s['n_items']:>6} {s['n_raters']:>6} "
                 f"{fmt(s['fleiss_kappa']):>7} {fmt(s['krippendorff_alpha']):>7} "
                 f"{fmt(s['percent_agreement']):>7}  "
-                f"{interval(s['ci95']['krippendorff_alpha'])}"
+                + (
+                    interval(s["ci95"]["krippendorff_alpha"])
+                    if s["krippendorff_alpha"] is not None
+                    else f"not defined: {s['reason']['krippendorff_alpha']}"
+                )
             )
         out("")
         out(f"{'annotator':<24} {'votes':>6} {'kappa vs others':>16} {'agree':>7}")
