@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Role, User
+from annotation.final_labels import derive_later
 from annotation.models import (
     Assignment,
     Augmentation,
@@ -59,6 +60,10 @@ LATER_SETTINGS_FIELDS = (*SETTINGS_FIELDS, "gold_rate")
 # Counts the model bounds only by check constraints (or not at all); the services
 # name the field that is wrong instead of the constraint.
 AT_LEAST_ONE = ("labels_required", "reservation_minutes", "break_reminder_minutes")
+
+
+# The settings final labels depend on (annotation.derivation).
+DERIVATION_SETTINGS = {"needs_caution_policy", "labels_required", "asks_response_label"}
 
 
 def _check_counts(fields: dict[str, Any]) -> None:
@@ -218,6 +223,8 @@ def update_batch_settings(*, batch: Batch, **fields: Any) -> Batch:
         exclude=[f.name for f in Batch._meta.fields if f.name not in changed]
     )
     locked.save(update_fields=changed)
+    if DERIVATION_SETTINGS & set(changed):
+        derive_later(locked.pk)
     return locked
 
 

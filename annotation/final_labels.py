@@ -284,3 +284,16 @@ def recompute_later(dialogue_id: int) -> None:
         recompute_final_label.delay(dialogue_id)
 
     transaction.on_commit(enqueue, robust=True)
+
+
+def derive_later(batch_id: int) -> None:
+    """Queue a whole batch's derivation in Celery once the current transaction
+    commits: after what changes many dialogues at once (an import of votes, the
+    batch's policy or required votes)."""
+
+    def enqueue() -> None:
+        from annotation.tasks import derive_final_labels
+
+        derive_final_labels.delay(batch_id)
+
+    transaction.on_commit(enqueue, robust=True)

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Role, User
+from annotation.final_labels import derive_later
 from annotation.importing.formats import (
     FORMATS,
     GENERIC,
@@ -250,6 +251,8 @@ def import_dialogues(
             progress(len(rows) + result.error_count, "writing")
         _write_dialogues(new_rows, batch, job)
         _write_votes(new_rows, batch)
+        if result.labels:
+            derive_later(batch.pk)
         result.written = True
     return result
 
@@ -656,6 +659,7 @@ def import_labels(
             [cats for _, _, _, cats in votes],
         )
         recount_claimed(dialogue_ids=sorted({dialogue_id for dialogue_id, *_ in votes}))
+        derive_later(batch.pk)
         result.written = True
     return result
 

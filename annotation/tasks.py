@@ -33,3 +33,13 @@ def recompute_final_label(dialogue_id: int) -> None:
     from annotation.final_labels import recompute_dialogue
 
     recompute_dialogue(dialogue_id)
+
+
+@shared_task(name="annotation.derive_final_labels", acks_late=True)
+def derive_final_labels(batch_id: int) -> dict[str, int]:
+    """Every final label of a batch (idempotent: unchanged rows are not written)."""
+    from annotation.final_labels import derive_batch
+    from annotation.models import Batch
+
+    batch = Batch.objects.filter(pk=batch_id).first()
+    return derive_batch(batch) if batch is not None else {}
