@@ -164,6 +164,8 @@ def test_break_reminder_after_continuous_work(page, live_server):
     reminder.wait_for()
     screenshot(page, "work-break")
     page.keyboard.press("Enter")
+    # (waits: the key is handled after press() returns, on a busy machine later)
+    reminder.wait_for(state="hidden", timeout=5_000)
     assert reminder.is_hidden()
 
 
