@@ -1066,3 +1066,99 @@ class FinalLabel(models.Model):
         return f"{self.dialogue_id}: {self.prompt_label}/{self.response_label} " + (
             f"({self.provenance})"
         )
+
+
+class Confidence(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+
+
+class AdjudicationReason(models.TextChoices):
+    AMBIGUOUS = "ambiguous", "Ambiguous"
+    GUIDELINE_GAP = "guideline_gap", "Guideline gap"
+    ANNOTATOR_ERROR = "annotator_error", "Annotator error"
+    EDGE_CASE = "edge_case", "Edge case"
+    SUBJECTIVE = "subjective", "Subjective"
+    # Set by the bulk acceptance of unanimous dialogues, never chosen on the form.
+    UNANIMOUS_ACCEPTED = "unanimous_accepted", "Unanimous, accepted in bulk"
+
+
+class AdjudicationQuerySet(models.QuerySet["Adjudication"]):
+    def current(self) -> "AdjudicationQuerySet":
+        """The decisions in force (not reopened): at most one per dialogue."""
+        return self.filter(reopened_at__isnull=True)
+
+
+class Adjudication(models.Model):
+    """One decision of a lead on a dialogue's final labels: the history of them.
+
+    Rows are never deleted; reopening a decision marks it (`reopened_at`) and a new
+    decision is a new row. The decision in force is also the dialogue's
+    kind="adjudicated" Label, which derivation reads (`annotation.adjudication`
+    writes both under the dialogue's row lock).
+    """
+
+    dialogue = models.ForeignKey(
+        Dialogue, on_delete=models.CASCADE, related_name="adjudications"
+    )
+    lead = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    prompt_label = models.CharField(max_length=16, choices=LabelValue.choices)
+    response_label = models.CharField(
+        max_length=16, choices=LabelValue.choices, null=True, blank=True
+    )
+    # Names of the batch's taxonomy version, in the order the lead gave them.
+    categories = models.JSONField(default=list, blank=True)
+    confidence = models.CharField(max_length=16, choices=Confidence.choices)
+    reason = models.CharField(max_length=32, choices=AdjudicationReason.choices)
+    note = models.TextField(blank=True, default="")
+    guideline_update = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    reopened_at = models.DateTimeField(null=True, blank=True)
+    reopened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    objects = AdjudicationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["dialogue", "created_at", "id"]
+        constraints = [
+            # The service refuses a second decision under the dialogue's lock; this
+            # is the database's word on it.
+            models.UniqueConstraint(
+                fields=["dialogue"],
+                condition=Q(reopened_at__isnull=True),
+                name="adjudication_one_current_per_dialogue",
+            ),
+            models.CheckConstraint(
+                condition=Q(prompt_label__in=[v.value for v in LabelValue]),
+                name="adjudication_prompt_label_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(response_label__isnull=True)
+                | Q(response_label__in=[v.value for v in LabelValue]),
+                name="adjudication_response_label_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(confidence__in=[v.value for v in Confidence]),
+                name="adjudication_confidence_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(reason__in=[v.value for v in AdjudicationReason]),
+                name="adjudication_reason_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dialogue_id} by {self.lead_id}: {self.prompt_label}"
+
+    @property
+    def is_current(self) -> bool:
+        return self.reopened_at is None

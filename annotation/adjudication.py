@@ -1,0 +1,575 @@
+"""Leads' final word on dialogues (DESIGN section 3): what needs it, and the decisions.
+
+`adjudication_queue` lists the dialogues that need a lead, read from the stored
+final labels, the votes, the jury's decisions and open flags in one query.
+`adjudicate`, `reopen` and `accept_unanimous` record decisions: each decision is an
+`Adjudication` row (the history, never deleted) and, while in force, the dialogue's
+kind="adjudicated" Label, which derivation reads, and `Dialogue.adjudicated_at`.
+
+Locks follow `annotation.queue`'s order: dialogue rows (in id order when several),
+then what hangs off them (their adjudications and labels). The final labels are
+derived again after the commit, in a transaction of their own
+(`annotation.final_labels`).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import (
+    Count,
+    Exists,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
+from django.utils import timezone
+
+from accounts.models import User
+from annotation.derivation import DEFENSIVE, human_majority
+from annotation.final_labels import derive_batch, recompute_on_commit
+from annotation.models import (
+    Adjudication,
+    AdjudicationReason,
+    Batch,
+    Confidence,
+    Dialogue,
+    Flag,
+    JuryDecision,
+    Label,
+    LabelCategory,
+    Provenance,
+    VoteKind,
+)
+from annotation.votes import VoteProblem, check_vote
+
+# Why a dialogue is in the queue, in the order they are listed on an item.
+TIE = "tie"
+SPLIT = "split"
+HUMANS_VS_JURY = "humans_vs_jury"
+JURY_NEEDS_REVIEW = "jury_needs_review"
+FLAGGED = "flagged"
+REASONS = (TIE, SPLIT, HUMANS_VS_JURY, JURY_NEEDS_REVIEW, FLAGGED)
+
+# The unresolved reasons of `annotation.derivation.derive` that are a tie.
+_TIE_REASONS = ("tie after the policy", "response: tie after the policy")
+
+
+class AdjudicationError(Exception):
+    """A decision was refused; `status` is the HTTP status a page or the API uses."""
+
+    status = 409
+    code = "conflict"
+
+
+class NotALead(AdjudicationError):
+    status = 403
+    code = "not_a_lead"
+
+
+class NotAdjudicated(AdjudicationError):
+    status = 409
+    code = "not_adjudicated"
+
+
+class AdjudicationInvalid(AdjudicationError):
+    """The decision breaks DESIGN section 3's rules; `problems` name the fields."""
+
+    status = 400
+    code = "invalid"
+
+    def __init__(self, problems: list[VoteProblem]) -> None:
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
+        self.problems = problems
+
+    def by_field(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for p in self.problems:
+            out.setdefault(p.field, []).append(p.message)
+        return out
+
+
+@dataclass(frozen=True)
+class DecisionIn:
+    """What a lead submitted, kept whole so a refused decision can be shown back."""
+
+    prompt_label: str
+    response_label: str | None
+    categories: tuple[str, ...]
+    confidence: str
+    reason: str
+    note: str = ""
+    guideline_update: bool = False
+
+
+class AdjudicationConflict(AdjudicationError):
+    """Another lead decided the dialogue first (or it changed since the page was
+    read); `current` is the decision in force, `submitted` what was refused."""
+
+    code = "already_adjudicated"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        current: Adjudication | None,
+        submitted: DecisionIn,
+    ) -> None:
+        super().__init__(message)
+        self.current = current
+        self.submitted = submitted
+
+
+# --- the queue ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    dialogue_id: int
+    batch: str
+    reasons: list[str]
+    agreement: float | None
+    categories: list[str]
+
+
+def _binary_counts(counts: dict[str, int], policy: str) -> tuple[int, int]:
+    """(safe, unsafe) votes after the needs-caution policy."""
+    caution = counts.get("needs_caution", 0)
+    safe = counts.get("safe", 0) + (0 if policy == DEFENSIVE else caution)
+    unsafe = counts.get("unsafe", 0) + (caution if policy == DEFENSIVE else 0)
+    return safe, unsafe
+
+
+def _expand(counts: dict[str, int]) -> list[str]:
+    return [label for label, n in counts.items() for _ in range(n)]
+
+
+def queue_reasons(
+    *,
+    votes: dict[str, int],
+    response_votes: dict[str, int],
+    policy: str,
+    asks_response_label: bool,
+    jury: str | None,
+    unresolved_reason: str,
+    flagged: bool,
+) -> tuple[list[str], float | None]:
+    """Why a dialogue needs a lead (in `REASONS` order) and its agreement.
+
+    `votes` and `response_votes` count the human 3-way labels; `jury` is the latest
+    decision. Agreement is the share of human votes on the side of the binary
+    majority (after the policy; a tie is 0.5), None without human votes. The humans
+    are compared with the jury where both said safe or unsafe about the same thing:
+    their response labels in a batch that asks for them, else their dialogue label.
+    """
+    reasons: list[str] = []
+    safe, unsafe = _binary_counts(votes, policy)
+    total = safe + unsafe
+    if unresolved_reason in _TIE_REASONS:
+        reasons.append(TIE)
+    if safe and unsafe:
+        reasons.append(SPLIT)
+    humans = human_majority(_expand(votes), policy)
+    if asks_response_label and any(response_votes.values()):
+        humans = human_majority(_expand(response_votes), policy)
+    if jury in ("safe", "unsafe") and humans is not None and humans != jury:
+        reasons.append(HUMANS_VS_JURY)
+    if jury == "needs_review":
+        reasons.append(JURY_NEEDS_REVIEW)
+    if flagged:
+        reasons.append(FLAGGED)
+    agreement = max(safe, unsafe) / total if total else None
+    return reasons, agreement
+
+
+_LABELS = ("safe", "needs_caution", "unsafe")
+
+
+def _count(label: str, field: str) -> Count:
+    return Count(
+        "labels",
+        filter=Q(
+            labels__kind=VoteKind.HUMAN,
+            labels__valid=True,
+            **{f"labels__{field}": label},
+        ),
+    )
+
+
+def adjudication_queue(
+    *,
+    batch: Batch | None = None,
+    category: str | None = None,
+    reason: str | None = None,
+) -> list[QueueItem]:
+    """The dialogues that need a lead, lowest agreement first, then by id.
+
+    One query: dialogues not adjudicated (gold items have their answer and are left
+    out) with their human vote counts, latest jury decision, open flags and stored
+    final label, narrowed in SQL to those that can have a reason; `queue_reasons`
+    decides. `category` is a category name of the final label's categories, `reason`
+    one of `REASONS`.
+    """
+    if reason is not None and reason not in REASONS:
+        raise ValueError(f"reason must be one of {', '.join(REASONS)}, not {reason!r}")
+    latest_jury = (
+        JuryDecision.objects.filter(dialogue=OuterRef("pk"))
+        .order_by("-id")
+        .values("decision")[:1]
+    )
+    counts = {f"n_{label}": _count(label, "label") for label in _LABELS} | {
+        f"r_{label}": _count(label, "response_label") for label in _LABELS
+    }
+    dialogues: QuerySet[Dialogue] = Dialogue.objects.filter(
+        adjudicated_at__isnull=True, is_gold=False
+    )
+    if batch is not None:
+        dialogues = dialogues.filter(batch=batch)
+    if category is not None:
+        dialogues = dialogues.filter(
+            final_label__violated_categories__contains=[category]
+        )
+    rows = (
+        dialogues.annotate(
+            **counts,
+            jury=Subquery(latest_jury),
+            flagged=Exists(Flag.objects.open().filter(dialogue=OuterRef("pk"))),
+        )
+        .filter(
+            # What can give a reason: a tie, two different labels (a split or a
+            # majority against the jury), a jury decision, a flag.
+            Q(final_label__unresolved_reason__in=_TIE_REASONS)
+            | Q(jury__isnull=False)
+            | Q(flagged=True)
+            | Q(n_safe__gt=0, n_unsafe__gt=0)
+            | Q(n_safe__gt=0, n_needs_caution__gt=0)
+            | Q(n_unsafe__gt=0, n_needs_caution__gt=0)
+        )
+        .order_by("id")
+        .values(
+            "id",
+            "batch__name",
+            "batch__needs_caution_policy",
+            "batch__asks_response_label",
+            "final_label__unresolved_reason",
+            "final_label__violated_categories",
+            "jury",
+            "flagged",
+            *counts,
+        )
+    )
+    items: list[QueueItem] = []
+    for row in rows:
+        reasons, agreement = queue_reasons(
+            votes={label: row[f"n_{label}"] for label in _LABELS},
+            response_votes={label: row[f"r_{label}"] for label in _LABELS},
+            policy=row["batch__needs_caution_policy"],
+            asks_response_label=row["batch__asks_response_label"],
+            jury=row["jury"],
+            unresolved_reason=row["final_label__unresolved_reason"] or "",
+            flagged=row["flagged"],
+        )
+        if not reasons or (reason is not None and reason not in reasons):
+            continue
+        items.append(
+            QueueItem(
+                dialogue_id=row["id"],
+                batch=row["batch__name"],
+                reasons=reasons,
+                agreement=agreement,
+                categories=list(row["final_label__violated_categories"] or []),
+            )
+        )
+    # No human votes (a flag, the jury alone) says nothing about agreement: last.
+    items.sort(key=lambda i: (i.agreement is None, i.agreement or 0.0, i.dialogue_id))
+    return items
+
+
+# --- decisions ----------------------------------------------------------------------
+
+
+def adjudication_version(dialogue_id: int) -> int:
+    """How many decisions the dialogue has had; a page passes it back as
+    `expected_version` so a decision made or reopened meanwhile is not overwritten."""
+    return Adjudication.objects.filter(dialogue_id=dialogue_id).count()
+
+
+def _require_lead(lead: User) -> None:
+    if not lead.is_lead:
+        raise NotALead("Only leads adjudicate dialogues.")
+
+
+def _locked(dialogue_id: int) -> Dialogue:
+    dialogue = (
+        Dialogue.objects.select_for_update(of=("self",))
+        .select_related("batch__taxonomy")
+        .filter(pk=dialogue_id)
+        .first()
+    )
+    if dialogue is None:
+        raise NotAdjudicated(f"No dialogue {dialogue_id}.")
+    return dialogue
+
+
+def _checked(dialogue: Dialogue, decision: DecisionIn) -> list[str]:
+    """The decision's category names as the taxonomy spells them, or
+    AdjudicationInvalid naming every bad field (the rules of a vote, plus ours)."""
+    categories, problems = check_vote(
+        label=decision.prompt_label,
+        response_label=decision.response_label,
+        category_names=list(decision.categories),
+        other_text="",
+        index=dialogue.batch.taxonomy.category_index(),
+        # A lead's note says what Other means; the Other mapping is its own page.
+        require_other_text=False,
+    )
+    problems = [
+        VoteProblem("prompt_label", p.message) if p.field == "label" else p
+        for p in problems
+    ]
+    problems += [
+        VoteProblem("categories", f"{c.name!r} is retired")
+        for c in categories
+        if c.retired
+    ]
+    if decision.response_label is not None and not dialogue.has_response:
+        problems.append(VoteProblem("response_label", "the dialogue has no response"))
+    if decision.confidence not in Confidence.values:
+        problems.append(
+            VoteProblem(
+                "confidence",
+                f"must be one of {', '.join(Confidence.values)}, "
+                f"not {decision.confidence!r}",
+            )
+        )
+    # Bulk acceptance has its own reason; a lead's form chooses among the others.
+    allowed = [r for r in AdjudicationReason.values if r != "unanimous_accepted"]
+    if decision.reason not in allowed:
+        problems.append(
+            VoteProblem(
+                "reason",
+                f"must be one of {', '.join(allowed)}, not {decision.reason!r}",
+            )
+        )
+    if problems:
+        raise AdjudicationInvalid(problems)
+    return [c.name for c in categories]
+
+
+def _conflict(
+    dialogue: Dialogue, decision: DecisionIn, expected_version: int | None
+) -> AdjudicationConflict | None:
+    history = list(
+        Adjudication.objects.filter(dialogue=dialogue)
+        .select_related("lead")
+        .order_by("id")
+    )
+    current = next((a for a in history if a.is_current), None)
+    if current is not None:
+        return AdjudicationConflict(
+            f"Dialogue {dialogue.pk} was already adjudicated by "
+            f"{current.lead.username} at {current.created_at:%Y-%m-%d %H:%M:%S %Z}; "
+            "reopen it to change.",
+            current=current,
+            submitted=decision,
+        )
+    if dialogue.is_adjudicated:
+        # Adjudicated outside this module (an older import): no history to name.
+        return AdjudicationConflict(
+            f"Dialogue {dialogue.pk} was already adjudicated at "
+            f"{dialogue.adjudicated_at:%Y-%m-%d %H:%M:%S %Z}; reopen it to change.",
+            current=None,
+            submitted=decision,
+        )
+    if expected_version is not None and expected_version != len(history):
+        last = history[-1] if history else None
+        who = f" by {last.reopened_by.username}" if last and last.reopened_by else ""
+        return AdjudicationConflict(
+            f"Dialogue {dialogue.pk} was decided and reopened{who} since you opened "
+            "it; look at it again.",
+            current=None,
+            submitted=decision,
+        )
+    return None
+
+
+def _write_label(
+    dialogue_id: int,
+    lead: User,
+    decision: DecisionIn,
+    categories: list[str],
+    ids: dict[str, int],
+) -> Label:
+    label, _ = Label.objects.update_or_create(
+        dialogue_id=dialogue_id,
+        kind=VoteKind.ADJUDICATED,
+        defaults={
+            "annotator": lead,
+            "label": decision.prompt_label,
+            "response_label": decision.response_label,
+            "comment": decision.note,
+            "valid": True,
+        },
+    )
+    label.label_categories.all().delete()
+    LabelCategory.objects.bulk_create(
+        LabelCategory(label=label, category_id=ids[name], position=i)
+        for i, name in enumerate(categories)
+    )
+    label.category_names = categories
+    return label
+
+
+@transaction.atomic
+def adjudicate(
+    *,
+    dialogue_id: int,
+    lead: User,
+    prompt_label: str,
+    response_label: str | None,
+    categories: Sequence[str],
+    confidence: str,
+    reason: str,
+    note: str = "",
+    guideline_update: bool = False,
+    expected_version: int | None = None,
+) -> Adjudication:
+    """Record a lead's final labels for a dialogue; its votes stay as they are.
+
+    Locks the dialogue row, so of two leads deciding at once the second waits and
+    then gets AdjudicationConflict naming the first (with its own input, to show
+    back). `expected_version` is `adjudication_version` as the lead's page read it.
+    Validation follows a vote's rules (AdjudicationInvalid names the fields). The
+    final label is derived again after the commit.
+    """
+    _require_lead(lead)
+    decision = DecisionIn(
+        prompt_label=prompt_label,
+        response_label=response_label or None,
+        categories=tuple(categories),
+        confidence=confidence,
+        reason=reason,
+        note=note.strip(),
+        guideline_update=guideline_update,
+    )
+    dialogue = _locked(dialogue_id)
+    conflict = _conflict(dialogue, decision, expected_version)
+    if conflict is not None:
+        raise conflict
+    names = _checked(dialogue, decision)
+    now = timezone.now()
+    adjudication = Adjudication.objects.create(
+        dialogue=dialogue,
+        lead=lead,
+        prompt_label=decision.prompt_label,
+        response_label=decision.response_label,
+        categories=names,
+        confidence=decision.confidence,
+        reason=decision.reason,
+        note=decision.note,
+        guideline_update=decision.guideline_update,
+        created_at=now,
+    )
+    ids = {c.name: c.id for c in dialogue.batch.taxonomy.category_index().categories}
+    _write_label(dialogue.pk, lead, decision, names, ids)
+    Dialogue.objects.filter(pk=dialogue.pk).update(adjudicated_at=now)
+    recompute_on_commit(dialogue.pk)
+    return adjudication
+
+
+@transaction.atomic
+def reopen(*, dialogue_id: int, lead: User) -> Adjudication:
+    """Take a decision back: the dialogue follows its votes again and can be decided
+    anew. The Adjudication row stays (marked reopened); the votes are untouched.
+
+    Locks the dialogue row; the final label is derived again after the commit.
+    """
+    _require_lead(lead)
+    dialogue = _locked(dialogue_id)
+    current = (
+        Adjudication.objects.current()
+        .select_for_update()
+        .filter(dialogue=dialogue)
+        .first()
+    )
+    if current is None:
+        raise NotAdjudicated(f"Dialogue {dialogue_id} has no decision to reopen.")
+    current.reopened_at = timezone.now()
+    current.reopened_by = lead
+    current.save(update_fields=["reopened_at", "reopened_by"])
+    Label.objects.filter(dialogue=dialogue, kind=VoteKind.ADJUDICATED).delete()
+    Dialogue.objects.filter(pk=dialogue.pk).update(adjudicated_at=None)
+    recompute_on_commit(dialogue.pk)
+    return current
+
+
+@transaction.atomic
+def accept_unanimous(*, batch: Batch, lead: User) -> int:
+    """Adjudicate every unanimous, undecided dialogue of the batch with its derived
+    labels (reason `unanimous_accepted`); returns how many.
+
+    Reads the stored final labels, so it accepts what the last derivation said.
+    Locks the dialogue rows in id order, then writes in bulk: a fixed number of
+    queries whatever the batch's size. The batch is derived again after the commit.
+    """
+    _require_lead(lead)
+    rows = list(
+        Dialogue.objects.select_for_update(of=("self",))
+        .filter(
+            batch=batch,
+            adjudicated_at__isnull=True,
+            is_gold=False,
+            final_label__provenance=Provenance.UNANIMOUS,
+            final_label__prompt_label__isnull=False,
+        )
+        .order_by("id")
+        .values_list(
+            "id",
+            "final_label__prompt_label",
+            "final_label__response_label",
+            "final_label__violated_categories",
+        )
+    )
+    if not rows:
+        return 0
+    ids = [row[0] for row in rows]
+    now = timezone.now()
+    Adjudication.objects.bulk_create(
+        Adjudication(
+            dialogue_id=pk,
+            lead=lead,
+            prompt_label=str(prompt),
+            response_label=response,
+            categories=list(names or []),
+            confidence=Confidence.HIGH,
+            reason=AdjudicationReason.UNANIMOUS_ACCEPTED,
+            created_at=now,
+        )
+        for pk, prompt, response, names in rows
+    )
+    # None should exist (the dialogues are undecided); one left by older code would
+    # break the one-per-dialogue constraint.
+    Label.objects.filter(dialogue_id__in=ids, kind=VoteKind.ADJUDICATED).delete()
+    labels = Label.objects.bulk_create(
+        Label(
+            dialogue_id=pk,
+            kind=VoteKind.ADJUDICATED,
+            annotator=lead,
+            label=prompt,
+            response_label=response,
+            comment="Unanimous, accepted in bulk.",
+        )
+        for pk, prompt, response, _names in rows
+    )
+    category_ids = {c.name: c.id for c in batch.taxonomy.category_index().categories}
+    LabelCategory.objects.bulk_create(
+        LabelCategory(label=label, category_id=category_ids[name], position=i)
+        for label, (_pk, _p, _r, names) in zip(labels, rows, strict=True)
+        for i, name in enumerate(names or [])
+        if name in category_ids
+    )
+    Dialogue.objects.filter(pk__in=ids).update(adjudicated_at=now)
+    # One derivation of the batch (a fixed number of queries), not one per dialogue.
+    transaction.on_commit(lambda: derive_batch(batch), robust=True)
+    return len(rows)
