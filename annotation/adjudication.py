@@ -42,7 +42,7 @@ from annotation.models import (
     Provenance,
     VoteKind,
 )
-from annotation.votes import VoteProblem, check_vote
+from annotation.votes import VoteProblem, VoteProblems, check_vote
 
 # Why a dialogue is in the queue, in the order they are listed on an item.
 TIE = "tie"
@@ -73,21 +73,11 @@ class NotAdjudicated(AdjudicationError):
     code = "not_adjudicated"
 
 
-class AdjudicationInvalid(AdjudicationError):
+class AdjudicationInvalid(VoteProblems, AdjudicationError):
     """The decision breaks DESIGN section 3's rules; `problems` name the fields."""
 
     status = 400
     code = "invalid"
-
-    def __init__(self, problems: list[VoteProblem]) -> None:
-        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
-        self.problems = problems
-
-    def by_field(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for p in self.problems:
-            out.setdefault(p.field, []).append(p.message)
-        return out
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ from annotation.models import (
     Skip,
     VoteKind,
 )
-from annotation.votes import VoteProblem, check_vote
+from annotation.votes import VoteProblem, VoteProblems, check_vote
 from taxonomy.matching import CategoryRef
 
 # A time over this is the tab left open, not work; it is recorded as this much.
@@ -111,21 +111,11 @@ class NotEditable(QueueError):
     code = "not_editable"
 
 
-class VoteInvalid(QueueError):
+class VoteInvalid(VoteProblems, QueueError):
     """The vote breaks DESIGN section 3's rules; `problems` name the fields."""
 
     status = 400
     code = "invalid"
-
-    def __init__(self, problems: list[VoteProblem]) -> None:
-        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
-        self.problems = problems
-
-    def by_field(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for p in self.problems:
-            out.setdefault(p.field, []).append(p.message)
-        return out
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,21 @@ class VoteProblem:
     message: str
 
 
+class VoteProblems(Exception):
+    """Raised with the problems of a vote (or a lead's decision), each naming its
+    field; mixed into the queue's and adjudication's own error classes."""
+
+    def __init__(self, problems: list[VoteProblem]) -> None:
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
+        self.problems = problems
+
+    def by_field(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for p in self.problems:
+            out.setdefault(p.field, []).append(p.message)
+        return out
+
+
 def check_vote(
     *,
     label: str | None,
