@@ -7,6 +7,9 @@ app_name = "annotation"
 urlpatterns = [
     path("", include("annotation.lead_urls")),
     path("", include("annotation.agreement_urls")),
+    path("", include("annotation.adjudication_urls")),
+    path("", include("annotation.other_urls")),
+    path("", include("annotation.export_urls")),
     path("batches/", views.batch_list, name="batch_list"),
     path("batches/<str:name>/", views.batch_detail, name="batch_detail"),
     path(
