@@ -20,10 +20,12 @@ from django.db.models import (
     Count,
     Exists,
     OuterRef,
+    Prefetch,
     Q,
     QuerySet,
     Subquery,
 )
+from django.db.models.functions import Substr
 from django.utils import timezone
 
 from accounts.models import User
@@ -35,6 +37,7 @@ from annotation.models import (
     Batch,
     Confidence,
     Dialogue,
+    FinalLabel,
     Flag,
     JuryDecision,
     Label,
@@ -494,6 +497,16 @@ def reopen(*, dialogue_id: int, lead: User) -> Adjudication:
     return current
 
 
+# What `accept_unanimous` accepts: undecided, not gold, and unanimous by the last
+# derivation.
+_UNANIMOUS_UNDECIDED = Q(
+    adjudicated_at__isnull=True,
+    is_gold=False,
+    final_label__provenance=Provenance.UNANIMOUS,
+    final_label__prompt_label__isnull=False,
+)
+
+
 @transaction.atomic
 def accept_unanimous(*, batch: Batch, lead: User) -> int:
     """Adjudicate every unanimous, undecided dialogue of the batch with its derived
@@ -506,13 +519,7 @@ def accept_unanimous(*, batch: Batch, lead: User) -> int:
     _require_lead(lead)
     rows = list(
         Dialogue.objects.select_for_update(of=("self",))
-        .filter(
-            batch=batch,
-            adjudicated_at__isnull=True,
-            is_gold=False,
-            final_label__provenance=Provenance.UNANIMOUS,
-            final_label__prompt_label__isnull=False,
-        )
+        .filter(_UNANIMOUS_UNDECIDED, batch=batch)
         .order_by("id")
         .values_list(
             "id",
@@ -563,3 +570,141 @@ def accept_unanimous(*, batch: Batch, lead: User) -> int:
     # One derivation of the batch (a fixed number of queries), not one per dialogue.
     transaction.on_commit(lambda: derive_batch(batch), robust=True)
     return len(rows)
+
+
+def unanimous_counts() -> dict[str, int]:
+    """How many dialogues `accept_unanimous` would accept, by batch name (one query);
+    batches with none are left out."""
+    rows = (
+        Dialogue.objects.filter(_UNANIMOUS_UNDECIDED)
+        .order_by()
+        .values("batch__name")
+        .annotate(n=Count("pk"))
+        .values_list("batch__name", "n")
+    )
+    return {name: n for name, n in rows if n}
+
+
+# --- reading, for the pages and the API ---------------------------------------------
+
+# The longest prompt excerpt a queue row shows; the database cuts it, so a queue page
+# never loads whole dialogues.
+EXCERPT_CHARS = 160
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """What a page of the queue shows of an item besides its `QueueItem`."""
+
+    external_id: str
+    prompt_excerpt: str
+    votes: dict[str, int]
+    jury: str | None
+
+
+def queue_rows(dialogue_ids: Sequence[int]) -> dict[int, QueueRow]:
+    """External id, prompt excerpt, human vote counts (3-way) and latest jury
+    decision of the given dialogues (one page of the queue), in one query."""
+    latest_jury = (
+        JuryDecision.objects.filter(dialogue=OuterRef("pk"))
+        .order_by("-id")
+        .values("decision")[:1]
+    )
+    counts = {f"n_{label}": _count(label, "label") for label in _LABELS}
+    rows = (
+        Dialogue.objects.filter(pk__in=list(dialogue_ids))
+        .annotate(
+            **counts,
+            jury=Subquery(latest_jury),
+            excerpt=Substr("prompt", 1, EXCERPT_CHARS + 1),
+        )
+        .order_by()
+        .values("id", "external_id", "excerpt", "jury", *counts)
+    )
+    out: dict[int, QueueRow] = {}
+    for row in rows:
+        excerpt = row["excerpt"]
+        if len(excerpt) > EXCERPT_CHARS:
+            excerpt = excerpt[: EXCERPT_CHARS - 1].rstrip() + "…"
+        out[row["id"]] = QueueRow(
+            external_id=row["external_id"],
+            prompt_excerpt=excerpt,
+            votes={label: row[f"n_{label}"] for label in _LABELS},
+            jury=row["jury"],
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class DialogueCase:
+    """Everything a lead reads before deciding one dialogue."""
+
+    dialogue: Dialogue
+    final_label: FinalLabel | None
+    human_votes: list[Label]
+    jury_votes: list[Label]
+    references: list[Label]
+    jury_decisions: list[JuryDecision]
+    open_flags: list[Flag]
+    history: list[Adjudication]
+
+    @property
+    def version(self) -> int:
+        """`adjudication_version` as this read saw it."""
+        return len(self.history)
+
+    @property
+    def current(self) -> Adjudication | None:
+        return next((a for a in self.history if a.is_current), None)
+
+
+def dialogue_case(dialogue_id: int) -> DialogueCase | None:
+    """The dialogue with its batch and taxonomy, stored final label, every vote with
+    its categories (people's, judges', imported; the adjudicated one is the history's
+    current decision), the jury's decisions (latest first), open flags and the
+    decision history (oldest first): six queries, whatever the number of votes.
+    None when there is no such dialogue."""
+    dialogue = (
+        Dialogue.objects.select_related("batch__taxonomy", "final_label")
+        .filter(pk=dialogue_id)
+        .first()
+    )
+    if dialogue is None:
+        return None
+    votes = list(
+        Label.objects.filter(dialogue_id=dialogue_id)
+        .exclude(kind=VoteKind.ADJUDICATED)
+        .select_related("annotator")
+        .prefetch_related(
+            Prefetch(
+                "label_categories",
+                queryset=LabelCategory.objects.select_related("category").order_by(
+                    "position"
+                ),
+            )
+        )
+        .order_by("id")
+    )
+    for vote in votes:
+        vote.category_names = [lc.category.name for lc in vote.label_categories.all()]
+    return DialogueCase(
+        dialogue=dialogue,
+        final_label=getattr(dialogue, "final_label", None),
+        human_votes=[v for v in votes if v.kind == VoteKind.HUMAN],
+        jury_votes=[v for v in votes if v.kind == VoteKind.MODEL],
+        references=[v for v in votes if v.kind == VoteKind.REFERENCE],
+        jury_decisions=list(
+            JuryDecision.objects.filter(dialogue_id=dialogue_id).order_by("-id")
+        ),
+        open_flags=list(
+            Flag.objects.open()
+            .filter(dialogue_id=dialogue_id)
+            .select_related("annotator")
+            .order_by("created_at", "id")
+        ),
+        history=list(
+            Adjudication.objects.filter(dialogue_id=dialogue_id)
+            .select_related("lead", "reopened_by")
+            .order_by("id")
+        ),
+    )

@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from annotation import api as annotation_api
-from annotation import api_work
+from annotation import api_adjudication, api_work
 from annotation import views as annotation_views
 
 api_v1 = [
@@ -26,6 +26,26 @@ api_v1 = [
     path("labels", api_work.LabelListCreateView.as_view(), name="labels"),
     path("labels/<int:pk>", api_work.LabelEditView.as_view(), name="label-edit"),
     path("me/progress", api_work.ProgressView.as_view(), name="my-progress"),
+    path(
+        "adjudication",
+        api_adjudication.QueueView.as_view(),
+        name="adjudication-queue",
+    ),
+    path(
+        "adjudication/<int:dialogue_id>",
+        api_adjudication.CaseView.as_view(),
+        name="adjudication-case",
+    ),
+    path(
+        "adjudication/<int:dialogue_id>/reopen",
+        api_adjudication.ReopenView.as_view(),
+        name="adjudication-reopen",
+    ),
+    path(
+        "batches/<str:name>/accept-unanimous",
+        api_adjudication.AcceptUnanimousView.as_view(),
+        name="batch-accept-unanimous",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]
 
