@@ -13,6 +13,7 @@ from annotation.models import (
     ImportJob,
     Label,
     LabelCategory,
+    OtherMapping,
 )
 
 
@@ -162,5 +163,29 @@ class GoldItemAdmin(admin.ModelAdmin):
 
     def has_delete_permission(
         self, request: HttpRequest, obj: GoldItem | None = None
+    ) -> bool:
+        return False
+
+
+@admin.register(OtherMapping)
+class OtherMappingAdmin(admin.ModelAdmin):
+    """Read only: a decision goes through annotation.other, which re-derives the
+    final labels it changes (the Other page)."""
+
+    list_display = ("text", "taxonomy", "category", "decided_by", "decided_at")
+    list_filter = ("taxonomy",)
+    search_fields = ("text",)
+    list_select_related = ("taxonomy", "category", "decided_by")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: OtherMapping | None = None
+    ) -> bool:
+        return False
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: OtherMapping | None = None
     ) -> bool:
         return False

@@ -1,3 +1,10 @@
-from django.urls import URLPattern, path  # noqa: F401
+"""URLs of the leads' Other page (standardising the free texts given with Other)."""
 
-urlpatterns: list[URLPattern] = []
+from django.urls import path
+
+from annotation import other_views
+
+urlpatterns = [
+    path("other/", other_views.other_groups_page, name="other_groups"),
+    path("other/map/", other_views.other_map, name="other_map"),
+]
