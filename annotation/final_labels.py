@@ -2,7 +2,8 @@
 
 `derive_batch` reads a batch in a fixed number of bulk queries, derives each
 dialogue with the pure `annotation.derivation.derive`, and upserts the rows whose
-inputs changed. `recompute_dialogue` does the same for one dialogue, after the
+inputs changed. A human vote's Other is read as the category the leads mapped its
+text to (`annotation.other`); the vote itself is not changed. `recompute_dialogue` does the same for one dialogue, after the
 commit of what changed it, so it reads committed votes: a Celery task queued by
 `annotation.queue`'s submit and edit (`recompute_later`), and directly in the jury's
 worker after a decision (`recompute_on_commit`).
@@ -23,6 +24,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from annotation.derivation import (
@@ -40,8 +42,10 @@ from annotation.models import (
     JuryDecision,
     Label,
     LabelCategory,
+    OtherMapping,
     VoteKind,
 )
+from annotation.other import standardise_categories
 
 # Part of every fingerprint: changing the rules makes every row be written again.
 DERIVATION_VERSION = 1
@@ -74,9 +78,17 @@ DecisionRow = tuple[int, int, str, list[str], str]
 
 
 def _gather(
-    dialogue_filter: dict[str, object], decisions: Iterable[DecisionRow]
+    dialogue_filter: dict[str, object],
+    decisions: Iterable[DecisionRow],
+    *,
+    taxonomy_id: int,
 ) -> dict[int, _Inputs]:
-    """Read the votes of the filtered dialogues: two queries (labels, categories)."""
+    """Read the votes of the filtered dialogues (all under one taxonomy version):
+    three queries (labels, categories, the leads' Other mappings).
+
+    A human vote's Other becomes the category its text is mapped to
+    (`annotation.other`); adjudicated and imported votes are taken as they are.
+    """
     labels = list(
         Label.objects.filter(kind__in=KINDS, valid=True, **dialogue_filter)
         .order_by("id")
@@ -88,24 +100,33 @@ def _gather(
             "response_label",
             "prompt_label_source",
             "response_label_source",
+            "other_text",
         )
     )
-    names: dict[int, list[str]] = defaultdict(list)
-    for label_id, name in (
+    names: dict[int, list[tuple[str, bool]]] = defaultdict(list)
+    for label_id, name, is_other in (
         LabelCategory.objects.filter(
             label__kind__in=KINDS,
             label__valid=True,
             **{f"label__{k}": v for k, v in dialogue_filter.items()},
         )
         .order_by("label_id", "position")
-        .values_list("label_id", "category__name")
+        .values_list("label_id", "category__name", "category__requires_text")
     ):
-        names[label_id].append(name)
+        names[label_id].append((name, is_other))
+    mapped: dict[str, str] = dict(
+        OtherMapping.objects.filter(taxonomy_id=taxonomy_id, category__isnull=False)
+        .order_by()
+        .values_list("text", "category__name")
+    )
     inputs: dict[int, _Inputs] = defaultdict(_Inputs)
-    for pk, dialogue, kind, label, response, p_source, r_source in labels:
-        categories = tuple(names.get(pk, ()))
+    for pk, dialogue, kind, label, response, p_source, r_source, other in labels:
+        given = names.get(pk, [])
+        categories = tuple(name for name, _ in given)
         found = inputs[dialogue]
         if kind == VoteKind.HUMAN and label is not None:
+            if mapped and other:
+                categories = standardise_categories(given, other, mapped)
             found.votes.append(HumanVote(label, response, categories))
         elif kind == VoteKind.ADJUDICATED and label is not None:
             found.adjudication = AdjudicationIn(label, response, categories)
@@ -193,11 +214,12 @@ def derive_batch(batch: Batch) -> dict[str, int]:
     """Derive and store the final labels of every dialogue in the batch; returns the
     number of dialogues per provenance.
 
-    Seven queries whatever the batch's size: lock the existing rows, read the
-    dialogues, votes, their categories and jury decisions, update the changed rows
-    in one upsert and insert the new ones in one statement (on PostgreSQL; SQLite
-    splits long statements by its variable limit). Rows whose inputs did not change
-    are not written.
+    Twelve queries whatever the batch's size: lock the existing rows, take the
+    inputs stamp (`inputs_stamp`, four aggregates), read the dialogues, votes, their
+    categories, the taxonomy's Other mappings and the jury decisions, update the
+    changed rows in one upsert and insert the new ones in one statement (on
+    PostgreSQL; SQLite splits long statements by its variable limit), and store the
+    stamp on the batch. Rows whose inputs did not change are not written.
     """
     stored = dict(
         FinalLabel.objects.select_for_update()
@@ -205,12 +227,19 @@ def derive_batch(batch: Batch) -> dict[str, int]:
         .order_by("dialogue_id")
         .values_list("dialogue_id", "votes_fingerprint")
     )
+    # Before the reads: whatever commits after it changes the stamp, so a stamp
+    # that matches later means nothing changed since these reads.
+    stamp = inputs_stamp(batch)
     dialogues = list(
         Dialogue.objects.filter(batch=batch)
         .order_by("id")
         .values_list("id", "response")
     )
-    inputs = _gather({"dialogue__batch": batch}, _decisions(dialogue__batch=batch))
+    inputs = _gather(
+        {"dialogue__batch": batch},
+        _decisions(dialogue__batch=batch),
+        taxonomy_id=batch.taxonomy_id,
+    )
     now = timezone.now()
     counts: Counter[str] = Counter()
     changed: list[FinalLabel] = []
@@ -230,14 +259,67 @@ def derive_batch(batch: Batch) -> dict[str, int]:
     # A row that appeared since the lock was written by `recompute_dialogue`, which
     # read after its vote committed: it is newer than what this read, so keep it.
     FinalLabel.objects.bulk_create(new, ignore_conflicts=True)
+    Batch.objects.filter(pk=batch.pk).update(final_labels_stamp=stamp)
+    batch.final_labels_stamp = stamp
     return dict(counts)
+
+
+def inputs_stamp(batch: Batch) -> str:
+    """A digest of everything the batch's final labels depend on: its settings and
+    the count, latest change and highest id of its dialogues, votes, jury decisions
+    and Other mappings. Any vote cast, edited, invalidated or deleted, decision
+    made or mapping changed gives another stamp. Four queries.
+
+    Votes are never changed by a bulk update (which would skip `updated_at`), and a
+    deleted vote lowers the count, so the stamp cannot miss a change.
+    """
+    votes = Label.objects.filter(dialogue__batch=batch, kind__in=KINDS).aggregate(
+        n=Count("id"),
+        valid=Count("id", filter=Q(valid=True)),
+        last=Max("updated_at"),
+        top=Max("id"),
+    )
+    dialogues = Dialogue.objects.filter(batch=batch).aggregate(
+        n=Count("id"), top=Max("id")
+    )
+    decisions = JuryDecision.objects.filter(dialogue__batch=batch).aggregate(
+        n=Count("id"), last=Max("decided_at"), top=Max("id")
+    )
+    mappings = OtherMapping.objects.filter(taxonomy_id=batch.taxonomy_id).aggregate(
+        n=Count("id"), last=Max("decided_at"), top=Max("id")
+    )
+    key = repr(
+        (
+            DERIVATION_VERSION,
+            batch.needs_caution_policy,
+            batch.asks_response_label,
+            batch.labels_required,
+            sorted(votes.items()),
+            sorted(dialogues.items()),
+            sorted(decisions.items()),
+            sorted(mappings.items()),
+        )
+    )
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def refresh_batch(batch: Batch) -> bool:
+    """Bring the batch's stored final labels up to date; False if they were.
+
+    Four queries when nothing changed since the last `derive_batch`; otherwise a
+    whole derivation (which writes only the rows whose inputs changed).
+    """
+    if batch.final_labels_stamp and inputs_stamp(batch) == batch.final_labels_stamp:
+        return False
+    derive_batch(batch)
+    return True
 
 
 @transaction.atomic
 def recompute_dialogue(dialogue_id: int) -> FinalLabel | None:
     """Derive and store one dialogue's final labels; None if the dialogue is gone.
 
-    Locks the dialogue row first (see the module docstring); five queries.
+    Locks the dialogue row first (see the module docstring); six queries.
     """
     dialogue = (
         Dialogue.objects.select_for_update(of=("self",))
@@ -248,9 +330,11 @@ def recompute_dialogue(dialogue_id: int) -> FinalLabel | None:
     if dialogue is None:
         return None
     found = (
-        _gather({"dialogue_id": dialogue_id}, _decisions(dialogue_id=dialogue_id)).get(
-            dialogue_id
-        )
+        _gather(
+            {"dialogue_id": dialogue_id},
+            _decisions(dialogue_id=dialogue_id),
+            taxonomy_id=dialogue.batch.taxonomy_id,
+        ).get(dialogue_id)
         or _Inputs()
     )
     final, fingerprint = _derive_one(
@@ -275,8 +359,8 @@ def recompute_on_commit(dialogue_id: int) -> None:
 def recompute_later(dialogue_id: int) -> None:
     """Queue the dialogue's recomputation in Celery once the current transaction
     commits: for requests (an annotator's vote or edit), which answer without
-    waiting for it (five queries and a lock, on every vote, were a third of a vote's
-    time under load)."""
+    waiting for it (six queries and a lock, on every vote: five were a third of a
+    vote's time under load)."""
 
     def enqueue() -> None:
         from annotation.tasks import recompute_final_label
@@ -297,3 +381,34 @@ def derive_later(batch_id: int) -> None:
         derive_final_labels.delay(batch_id)
 
     transaction.on_commit(enqueue, robust=True)
+
+
+def derive_with_policy(batch: Batch, policy: str) -> dict[int, Final]:
+    """Every dialogue's final labels under another needs-caution policy, not stored.
+
+    For an export that asks for a policy other than the batch's own; adjudicated and
+    imported labels come out as stored ones would. Five queries.
+    """
+    dialogues = list(
+        Dialogue.objects.filter(batch=batch)
+        .order_by("id")
+        .values_list("id", "response")
+    )
+    inputs = _gather(
+        {"dialogue__batch": batch},
+        _decisions(dialogue__batch=batch),
+        taxonomy_id=batch.taxonomy_id,
+    )
+    return {
+        dialogue_id: derive(
+            votes=(found := inputs.get(dialogue_id) or _Inputs()).votes,
+            has_response=response is not None,
+            policy=policy,
+            asks_response_label=batch.asks_response_label,
+            labels_required=batch.labels_required,
+            jury=found.jury,
+            adjudication=found.adjudication,
+            reference=found.reference,
+        )
+        for dialogue_id, response in dialogues
+    }

@@ -113,6 +113,9 @@ class Batch(models.Model):
     status = models.CharField(
         max_length=16, choices=BatchStatus.choices, default=BatchStatus.ACTIVE
     )
+    # What the stored final labels were derived from, as of the last derive_batch
+    # (annotation.final_labels.inputs_stamp): an export re-derives when it differs.
+    final_labels_stamp = models.CharField(max_length=64, blank=True, default="")
     reservation_minutes = models.PositiveSmallIntegerField(
         default=30,
         validators=[MinValueValidator(1)],
@@ -1205,7 +1208,7 @@ class OtherMapping(models.Model):
         ]
 
     def __str__(self) -> str:
-        target = self.category.name if self.category_id else "Other"
+        target = self.category.name if self.category is not None else "Other"
         return f"{self.text!r} -> {target}"
 
 
