@@ -43,3 +43,17 @@ def derive_final_labels(batch_id: int) -> dict[str, int]:
 
     batch = Batch.objects.filter(pk=batch_id).first()
     return derive_batch(batch) if batch is not None else {}
+
+
+@shared_task(
+    name="annotation.run_export",
+    acks_late=True,
+    autoretry_for=(BrokerError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def run_export(snapshot_id: int) -> str:
+    """Write an export snapshot's files and zip (idempotent: a finished one is kept)."""
+    from annotation.export import run_snapshot
+
+    return run_snapshot(snapshot_id).status
