@@ -292,8 +292,8 @@ def _sort_key(row: _Row) -> tuple[str, ...]:
 
 
 def _groups(rows: Iterable[_Row]) -> list[Group]:
-    """One split group per prompt; its stratum is (prompt label, primary category)
-    of its most telling row: an unsafe original if there is one."""
+    """One split group per prompt; its stratum is (prompt label, response label,
+    primary category) of its most telling row: an unsafe original if there is one."""
     members: dict[str, list[_Row]] = defaultdict(list)
     for row in rows:
         members[row.group].append(row)
@@ -309,7 +309,11 @@ def _groups(rows: Iterable[_Row]) -> list[Group]:
         groups.append(
             Group(
                 key=key,
-                stratum=(lead.values["prompt_label"], lead.primary),
+                stratum=(
+                    lead.values["prompt_label"],
+                    lead.values["response_label"] or "",
+                    lead.primary,
+                ),
                 rows=len(group_rows),
                 has_refusal=any(r.refusal for r in group_rows),
             )
@@ -505,7 +509,8 @@ def _card(
         f"Seed {params.seed}, ratios "
         + "/".join(f"{r:g}" for r in params.ratios)
         + " (train/validation/test). Every row of one prompt (refusals included) is "
-        "in one split; splits are stratified by prompt label and primary category; "
+        "in one split; splits are stratified by prompt label, response label and "
+        "primary category; "
         "refusals never go to test. Needs-caution votes count as "
         + (
             {"permissive": "safe", "defensive": "unsafe"}[params.needs_caution_policy]
