@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from annotation.derivation import DEFENSIVE, human_majority
-from annotation.final_labels import derive_batch, recompute_on_commit
+from annotation.final_labels import derive_batch, recompute_on_commit, refresh_batch
 from annotation.models import (
     Adjudication,
     AdjudicationReason,
@@ -467,6 +467,10 @@ def adjudicate(
     ids = {c.name: c.id for c in dialogue.batch.taxonomy.category_index().categories}
     _write_label(dialogue.pk, lead, decision, names, ids)
     Dialogue.objects.filter(pk=dialogue.pk).update(adjudicated_at=now)
+    # The decision answers the annotators' flags on the dialogue.
+    Flag.objects.filter(dialogue=dialogue, resolved_at__isnull=True).update(
+        resolved_at=now, resolved_by=lead
+    )
     recompute_on_commit(dialogue.pk)
     return adjudication
 
@@ -512,11 +516,13 @@ def accept_unanimous(*, batch: Batch, lead: User) -> int:
     """Adjudicate every unanimous, undecided dialogue of the batch with its derived
     labels (reason `unanimous_accepted`); returns how many.
 
-    Reads the stored final labels, so it accepts what the last derivation said.
-    Locks the dialogue rows in id order, then writes in bulk: a fixed number of
-    queries whatever the batch's size. The batch is derived again after the commit.
+    Brings the stored final labels up to date first (`refresh_batch`: a vote whose
+    recomputation is still queued is counted), then locks the dialogue rows in id
+    order and writes in bulk: a fixed number of queries whatever the batch's size.
+    The batch is derived again after the commit.
     """
     _require_lead(lead)
+    refresh_batch(batch)
     rows = list(
         Dialogue.objects.select_for_update(of=("self",))
         .filter(_UNANIMOUS_UNDECIDED, batch=batch)

@@ -217,9 +217,11 @@ def import_dialogues(
                 existing_hashes: set[str] = set()
                 existing_ids: set[str] = set()
             else:
-                batch, _ = Batch.objects.get_or_create(
+                batch, created = Batch.objects.get_or_create(
                     name=batch_name, defaults={"taxonomy": taxonomy, "created_by": by}
                 )
+                if created:
+                    _require_the_votes_it_brings(batch, rows)
         if batch is not None:
             batch = (
                 Batch.objects.select_for_update()
@@ -255,6 +257,16 @@ def import_dialogues(
             derive_later(batch.pk)
         result.written = True
     return result
+
+
+def _require_the_votes_it_brings(batch: Batch, rows: list["_Checked"]) -> None:
+    """A batch made by an import whose every row brings the same number of human
+    votes (XSTest's two raters) requires that many, so its final labels resolve
+    instead of waiting for a third vote nobody will cast."""
+    counts = {len(r.votes) for r in rows}
+    if len(counts) == 1 and (n := counts.pop()) >= 1 and n != batch.labels_required:
+        batch.labels_required = n
+        batch.save(update_fields=["labels_required"])
 
 
 def _check_row(

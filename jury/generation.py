@@ -40,6 +40,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from annotation.derivation import human_majority
+from annotation.final_labels import recompute_on_commit
 from annotation.importing.formats import content_hash, prompt_and_response
 from annotation.models import (
     Augmentation,
@@ -481,6 +482,8 @@ def _label_refusal(refusal: Dialogue, answered: Dialogue) -> Label:
         LabelCategory(label=label, category_id=c, position=i)
         for i, c in enumerate(category_ids)
     )
+    # The refusal's final label, in this worker once the label is committed.
+    recompute_on_commit(refusal.pk)
     return label
 
 

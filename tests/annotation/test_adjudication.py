@@ -646,3 +646,52 @@ def test_accept_unanimous_queries_do_not_grow_with_the_batch(
         return len(queries)
 
     assert queries_for(4) == queries_for(20)
+
+
+def test_accept_unanimous_counts_a_vote_whose_recomputation_is_still_queued(
+    batch: Batch, django_capture_on_commit_callbacks: Any
+):
+    # given a unanimous safe dialogue, derived, then a fourth vote that splits it
+    # (its recomputation queued, not run)
+    (dialogue,) = DialogueFactory.create_batch(1, batch=batch)
+    _votes(dialogue, "safe", "safe", "safe")
+    derive_batch(batch)
+    batch.refresh_from_db()
+    _votes(dialogue, "unsafe")
+    # when the lead accepts the unanimous dialogues
+    with django_capture_on_commit_callbacks(execute=True):
+        accepted = accept_unanimous(batch=batch, lead=LeadFactory())
+    # then the dialogue is no longer unanimous, so nothing is accepted
+    assert accepted == 0
+    assert not Adjudication.objects.exists()
+    assert FinalLabel.objects.get(dialogue=dialogue).provenance == "majority"
+
+
+def test_a_decision_resolves_the_open_flags_of_its_dialogue(batch: Batch):
+    # given a tied dialogue with an open flag and a flag resolved earlier
+    dialogue = DialogueFactory(batch=batch, response=None)
+    _votes(dialogue, "safe", "unsafe")
+    flagger = UserFactory(username="flagger")
+    open_flag = Flag.objects.create(
+        dialogue=dialogue, annotator=flagger, reason="other"
+    )
+    earlier = timezone.now() - timezone.timedelta(days=1)
+    old_lead = LeadFactory(username="old-lead")
+    resolved = Flag.objects.create(
+        dialogue=dialogue,
+        annotator=UserFactory(username="flagger-2"),
+        reason="other",
+        resolved_at=earlier,
+        resolved_by=old_lead,
+    )
+    lead = LeadFactory(username="decider")
+    # when a lead decides
+    adjudicate(
+        dialogue_id=dialogue.pk, lead=lead, **DECISION | {"response_label": None}
+    )
+    # then the open flag is resolved by that lead; the old one keeps its resolution
+    open_flag.refresh_from_db()
+    resolved.refresh_from_db()
+    assert open_flag.resolved_by == lead
+    assert open_flag.resolved_at is not None
+    assert (resolved.resolved_by, resolved.resolved_at) == (old_lead, earlier)

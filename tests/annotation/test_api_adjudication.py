@@ -180,13 +180,14 @@ def test_a_dialogue_comes_with_votes_jury_flags_history_and_final_label(
         total_votes=1,
         agreement=1.0,
     )
-    flagger = UserFactory(username="flo")
-    Flag.objects.create(dialogue=dialogue, annotator=flagger, reason="other", note="?")
     omar = LeadFactory(username="omar")
     decided = adjudicate(
         dialogue_id=dialogue.pk, lead=omar, **DECISION | {"response_label": None}
     )
     reopen(dialogue_id=dialogue.pk, lead=omar)
+    # (a decision resolves the flags raised before it: this one came after)
+    flagger = UserFactory(username="flo")
+    Flag.objects.create(dialogue=dialogue, annotator=flagger, reason="other", note="?")
     # when
     response = lena.get(f"{API}/adjudication/{dialogue.pk}")
     # then

@@ -11,8 +11,10 @@ from django.test.utils import CaptureQueriesContext
 from sklearn.metrics import cohen_kappa_score
 
 from accounts.models import User
+from annotation.final_labels import derive_batch
 from annotation.imports import ImportResult, import_dialogues
 from annotation.models import Batch, Dialogue, Label, LabelCategory, VoteKind
+from taxonomy.models import Taxonomy
 
 pytestmark = pytest.mark.django_db
 
@@ -351,3 +353,23 @@ def test_a_row_without_its_prompt_type_is_refused(tmp_path):
         f"{FILE_NAME}, line 2, field 'type': is empty or missing"
     ]
     assert _state() == before
+
+
+def test_a_batch_the_import_creates_requires_the_two_votes_it_brings(gpt4_file):
+    # when the file is imported into a new batch
+    _import(gpt4_file)
+    # then the batch requires the raters' two votes, so final labels resolve
+    batch = Batch.objects.get(name="xs")
+    assert batch.labels_required == 2
+    counts = derive_batch(batch)
+    assert counts.get("unresolved", 0) < 450
+    assert sum(counts.values()) == 450
+
+
+def test_an_existing_batch_keeps_its_required_votes(gpt4_file):
+    # given a batch that requires three votes
+    Batch.objects.create(name="xs", taxonomy=Taxonomy.objects.default())
+    # when the file is imported into it
+    _import(gpt4_file)
+    # then the lead's setting stands
+    assert Batch.objects.get(name="xs").labels_required == 3

@@ -27,7 +27,14 @@ from django.urls import reverse
 
 from accounts.models import User
 from annotation.importing.formats import content_hash
-from annotation.models import Batch, Dialogue, Label, LabelCategory, VoteKind
+from annotation.models import (
+    Batch,
+    Dialogue,
+    FinalLabel,
+    Label,
+    LabelCategory,
+    VoteKind,
+)
 from jury.backends import clear_backends
 from jury.generation import (
     EMPTY_OUTPUT,
@@ -391,7 +398,7 @@ def test_a_run_that_cannot_start_creates_nothing(generator: Judge) -> None:
 
 @pytest.mark.django_db
 def test_a_run_writes_each_refusal_as_a_new_response_labelled_safe(
-    generator: Judge, server: ChatServer
+    generator: Judge, server: ChatServer, django_capture_on_commit_callbacks: Any
 ) -> None:
     batch = BatchFactory()
     multi_turn = [
@@ -421,7 +428,8 @@ def test_a_run_writes_each_refusal_as_a_new_response_labelled_safe(
     run = start_generation_run(
         batch=batch, generator=generator, kind="refusals", max_tokens=200, enqueue=False
     )
-    run_in_process(run=run)
+    with django_capture_on_commit_callbacks(execute=True):
+        run_in_process(run=run)
 
     run.refresh_from_db()
     assert run.status == RunStatus.DONE
@@ -466,6 +474,13 @@ def test_a_run_writes_each_refusal_as_a_new_response_labelled_safe(
     assert label.ordered_category_names() == ["Violence", "Threat", "Harassment"]
     other = Label.objects.get(dialogue=refusals[3])
     assert other.ordered_category_names() == ["PII/Privacy"]
+    # Each refusal's final label is derived once it is written.
+    finals = FinalLabel.objects.filter(dialogue__in=refusals)
+    assert {
+        (f.provenance, f.prompt_label, f.response_label, f.response_label_source)
+        for f in finals
+    } == {("imported", "unsafe", "safe", "refusal_data_augmentation")}
+    assert finals.count() == 6
     # The run's bookkeeping.
     targets = list(GenerationTarget.objects.filter(run=run).order_by("pk"))
     assert [t.status for t in targets] == [TargetStatus.WRITTEN] * 6
