@@ -70,6 +70,7 @@ bench: install services ## Run the benchmarks in bench/ against PostgreSQL (abou
 	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/aegis_bench} $(PY) bench/import.py
 	$(PY) bench/annotate.py
 	$(PY) bench/agreement.py
+	$(PY) bench/export.py
 
 bench-jury: install services ## The jury's SmolLM2 benchmark, in-process and via Celery (30+ minutes on 2 cores)
 	$(PY) bench/jury.py

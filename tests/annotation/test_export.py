@@ -27,6 +27,7 @@ from annotation.final_labels import derive_batch
 from annotation.layouts import AEGIS_COLUMNS
 from annotation.models import (
     Batch,
+    Dialogue,
     ExportSnapshot,
     JobStatus,
     Label,
@@ -694,3 +695,29 @@ def test_exported_categories_of_a_vote_stay_ordered_by_votes(tmp_path):
     rows = [r for rs in _rows(tmp_path / "out").values() for r in rs]
     assert [r["violated_categories"] for r in rows] == ["Malware, Violence, Threat"]
     assert Label.objects.filter(kind=VoteKind.HUMAN).count() == 3
+
+
+def test_batches_export_together_and_a_prompt_in_both_stays_in_one_split(tmp_path):
+    # given two batches that share 40 prompts (another response in each)
+    first = labelled_batch("left", 400, seed=1, response_every=1)
+    labelled_batch("right", 0)
+    right = Batch.objects.get(name="right")
+    shared = list(Dialogue.objects.filter(batch=first.batch).order_by("id")[:40])
+    for k, dialogue in enumerate(shared):
+        twin = DialogueFactory(
+            batch=right, prompt=dialogue.prompt, response=f"another answer {k}"
+        )
+        _three_votes(twin, ["safe", "safe", "safe"])
+    # when both are exported at once
+    result = write_export(
+        ExportParams(batches=("right", "left"), seed=8), tmp_path / "out"
+    )
+    rows = _rows(tmp_path / "out")
+    # then both batches' rows are there, each shared prompt in one split only
+    assert sum(len(r) for r in rows.values()) == 440
+    for dialogue in shared:
+        splits = {s for s in SPLITS for r in rows[s] if r["prompt"] == dialogue.prompt}
+        assert len(splits) == 1
+        assert sum(r["prompt"] == dialogue.prompt for s in SPLITS for r in rows[s]) == 2
+    assert result.manifest["parameters"]["batches"] == ["left", "right"]
+    assert [b["name"] for b in result.manifest["batches"]] == ["left", "right"]
