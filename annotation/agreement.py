@@ -538,6 +538,23 @@ def build_report(
             "gold": gold.get(name),
             "warnings": [],
         }
+    # Someone who labelled only gold items has no agreement to show, but their gold
+    # accuracy is still theirs to see.
+    for name in sorted(set(gold) - set(annotators)):
+        empty = np.zeros(0, dtype=human.label.dtype)
+        annotators[name] = {
+            "n_votes": 0,
+            "label_distribution": dict.fromkeys(LABELS, 0),
+            "time_ms": None,
+            "fast_votes": 0,
+            "fast_share": None,
+            "vs_majority": _agreement(empty, empty, LABELS),
+            "vs_adjudicated": None,
+            "vs_jury": None,
+            "cohen_kappa": {},
+            "gold": gold[name],
+            "warnings": [],
+        }
     report["annotators"] = annotators
     report["pairwise"] = [
         {

@@ -543,7 +543,12 @@ def test_gold_items_count_as_accuracy_not_as_agreement(people: list[User]) -> No
     # Fleiss' kappa stays defined: the gold item is not in the human statistics
     assert report["label"]["n_items"] == 2
     assert report["label"]["fleiss_kappa"] is not None
-    assert "ann-d" not in report["annotators"]
+    # the fourth person, who labelled only gold, is listed with their accuracy alone
+    only_gold = report["annotators"]["ann-d"]
+    assert only_gold["n_votes"] == 0
+    assert only_gold["gold"]["label_accuracy"] == 1.0
+    assert only_gold["vs_majority"]["cohen_kappa"] is None
+    assert "ann-d" not in [w["annotator"] for w in report["warnings"]]
     assert report["annotators"]["ann-c"]["gold"]["label_accuracy"] == 0.0
     assert report["annotators"]["ann-a"]["gold"]["label_accuracy"] == 1.0
     assert len(dialogues) == 2

@@ -354,3 +354,31 @@ def test_the_batch_pages_and_the_batch_list_link_to_the_dashboard(
 
     assert 'href="/batches/demo/agreement/">Agreement</a>' in progress
     assert 'href="/batches/demo/agreement/">Agreement</a>' in listing
+
+
+def test_an_annotator_with_only_gold_votes_shows_on_the_dashboard(
+    lead_client: Client,
+) -> None:
+    from annotation.gold import GoldAnswer, mark_gold
+
+    # given a batch where one person labelled only its gold item
+    batch = BatchFactory(name="goldonly")
+    people = [UserFactory(username=f"g-{k}") for k in range(3)]
+    for _ in range(3):
+        dialogue = DialogueFactory(batch=batch)
+        for person in people:
+            Label.objects.create(
+                dialogue=dialogue, kind=VoteKind.HUMAN, annotator=person, label="safe"
+            )
+    Label.objects.create(
+        dialogue=dialogue,
+        kind=VoteKind.HUMAN,
+        annotator=UserFactory(username="gold-only-gail"),
+        label="safe",
+    )
+    mark_gold(dialogue=dialogue, answer=GoldAnswer(label="safe"), by=None)
+    # when the lead opens the dashboard
+    response = lead_client.get(f"/batches/{batch.name}/agreement/")
+    # then the page renders and lists her
+    assert response.status_code == 200
+    assert "gold-only-gail" in response.content.decode()
