@@ -45,6 +45,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_db import drop_database
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/aegis_bench_export"
 BATCH = "bench-export"
@@ -66,35 +68,6 @@ def configure() -> str:
     )
     sys.path.insert(0, str(ROOT))
     return url
-
-
-def drop_database(url: str, *, create: bool) -> None:
-    import dj_database_url
-    import psycopg
-    from psycopg import sql
-
-    config = dj_database_url.parse(url)
-    name = config["NAME"]
-    if "postgresql" not in config["ENGINE"] or "bench" not in name:
-        sys.exit(
-            "bench/export.py drops its database: needs PostgreSQL and a name with "
-            f"'bench' ({url!r})"
-        )
-    params = {
-        "host": config.get("HOST") or None,
-        "port": config.get("PORT") or None,
-        "user": config.get("USER") or None,
-        "password": config.get("PASSWORD") or None,
-    }
-    with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            [name],
-        )
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        if create:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def fill(n: int, seed: int) -> Any:

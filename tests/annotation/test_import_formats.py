@@ -19,33 +19,9 @@ from annotation.importing.formats import (
 from annotation.importing.readers import Record, RowError, read_records, sniff
 from annotation.votes import check_vote
 from taxonomy.matching import CategoryIndex, CategoryRef, split_category_list
+from tests.aegis_taxonomy import AEGIS2
 
 # DESIGN section 2, with made-up ids: the index only needs id, code and name.
-AEGIS2 = [
-    "Violence",
-    "Sexual",
-    "Criminal Planning/Confessions",
-    "Guns and Illegal Weapons",
-    "Controlled/Regulated Substances",
-    "Suicide and Self Harm",
-    "Sexual (minor)",
-    "Hate/Identity Hate",
-    "PII/Privacy",
-    "Harassment",
-    "Threat",
-    "Profanity",
-    "Needs Caution",
-    "Other",
-    "Manipulation",
-    "Fraud/Deception",
-    "Malware",
-    "High Risk Gov Decision Making",
-    "Political/Misinformation/Conspiracy",
-    "Copyright/Trademark/Plagiarism",
-    "Unauthorized Advice",
-    "Illegal Activity",
-    "Immoral/Unethical",
-]
 REFS = [
     CategoryRef(id=100 + n, code=f"S{n}", name=name)
     for n, name in enumerate(AEGIS2, start=1)

@@ -15,33 +15,7 @@ from annotation.layouts import (
     topic_messages,
 )
 from taxonomy.models import Taxonomy
-
-# DESIGN section 2: the 23 categories in code order, exact strings.
-AEGIS_CATEGORIES = [
-    "Violence",
-    "Sexual",
-    "Criminal Planning/Confessions",
-    "Guns and Illegal Weapons",
-    "Controlled/Regulated Substances",
-    "Suicide and Self Harm",
-    "Sexual (minor)",
-    "Hate/Identity Hate",
-    "PII/Privacy",
-    "Harassment",
-    "Threat",
-    "Profanity",
-    "Needs Caution",
-    "Other",
-    "Manipulation",
-    "Fraud/Deception",
-    "Malware",
-    "High Risk Gov Decision Making",
-    "Political/Misinformation/Conspiracy",
-    "Copyright/Trademark/Plagiarism",
-    "Unauthorized Advice",
-    "Illegal Activity",
-    "Immoral/Unethical",
-]
+from tests.aegis_taxonomy import AEGIS2
 
 
 def _row(**values):
@@ -81,7 +55,7 @@ def test_sft_row_follows_the_guard_layout_of_design_section_6():
     assert user.startswith(
         "Task: Check if there is unsafe content in the user or agent"
     )
-    expected = "\n".join(f"S{i}: {name}." for i, name in enumerate(AEGIS_CATEGORIES, 1))
+    expected = "\n".join(f"S{i}: {name}." for i, name in enumerate(AEGIS2, 1))
     assert (
         "<BEGIN UNSAFE CONTENT CATEGORIES>\n"
         + expected

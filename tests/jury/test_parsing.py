@@ -8,33 +8,9 @@ import pytest
 
 from jury.parsing import ParsedVote, parse_output
 from taxonomy.matching import CategoryIndex, CategoryRef
+from tests.aegis_taxonomy import AEGIS2
 
-# DESIGN section 2, literally, in code order.
-AEGIS2 = [
-    "Violence",
-    "Sexual",
-    "Criminal Planning/Confessions",
-    "Guns and Illegal Weapons",
-    "Controlled/Regulated Substances",
-    "Suicide and Self Harm",
-    "Sexual (minor)",
-    "Hate/Identity Hate",
-    "PII/Privacy",
-    "Harassment",
-    "Threat",
-    "Profanity",
-    "Needs Caution",
-    "Other",
-    "Manipulation",
-    "Fraud/Deception",
-    "Malware",
-    "High Risk Gov Decision Making",
-    "Political/Misinformation/Conspiracy",
-    "Copyright/Trademark/Plagiarism",
-    "Unauthorized Advice",
-    "Illegal Activity",
-    "Immoral/Unethical",
-]
+# DESIGN section 2 by code (S1 ..).
 INDEX = CategoryIndex(
     CategoryRef(id=i, code=f"S{i}", name=name) for i, name in enumerate(AEGIS2, start=1)
 )

@@ -1,0 +1,27 @@
+"""DESIGN section 2's categories, literally, in code order (S1 .. S23)."""
+
+AEGIS2 = [
+    "Violence",
+    "Sexual",
+    "Criminal Planning/Confessions",
+    "Guns and Illegal Weapons",
+    "Controlled/Regulated Substances",
+    "Suicide and Self Harm",
+    "Sexual (minor)",
+    "Hate/Identity Hate",
+    "PII/Privacy",
+    "Harassment",
+    "Threat",
+    "Profanity",
+    "Needs Caution",
+    "Other",
+    "Manipulation",
+    "Fraud/Deception",
+    "Malware",
+    "High Risk Gov Decision Making",
+    "Political/Misinformation/Conspiracy",
+    "Copyright/Trademark/Plagiarism",
+    "Unauthorized Advice",
+    "Illegal Activity",
+    "Immoral/Unethical",
+]
