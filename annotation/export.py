@@ -526,11 +526,15 @@ def _card(
     ]
     for batch in batches:
         lines.append(f"- {batch.name}: {batch.taxonomy}")
+    taxonomy_names = {b.taxonomy_id: str(b.taxonomy) for b in batches}
     for taxonomy_id, cats in sorted(categories.items()):
         lines.append("")
-        lines.append(f"Categories of taxonomy {taxonomy_id}:")
+        lines.append(f"Categories of {taxonomy_names[taxonomy_id]}:")
         lines.append("")
-        lines += [f"- {code}: {name} ({group})" for code, name, group in cats]
+        lines += [
+            f"- {code}: {name} ({group.replace('_', '-')})"
+            for code, name, group in cats
+        ]
     sources: Counter[str] = Counter()
     for rows in split_rows.values():
         sources.update(r.source for r in rows)

@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from annotation import api as annotation_api
-from annotation import api_adjudication, api_work
+from annotation import api_adjudication, api_export, api_work
 from annotation import views as annotation_views
 
 api_v1 = [
@@ -18,6 +18,17 @@ api_v1 = [
         "imports/<int:pk>",
         annotation_api.ImportDetailView.as_view(),
         name="import-detail",
+    ),
+    path("exports", api_export.ExportListView.as_view(), name="exports"),
+    path(
+        "exports/<int:pk>",
+        api_export.ExportDetailView.as_view(),
+        name="export-detail",
+    ),
+    path(
+        "exports/<int:pk>/download",
+        api_export.ExportDownloadView.as_view(),
+        name="export-download",
     ),
     path("consent", api_work.ConsentView.as_view(), name="consent"),
     path("queue/next", api_work.QueueNextView.as_view(), name="queue-next"),
