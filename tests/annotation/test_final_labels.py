@@ -482,6 +482,9 @@ def test_imports_and_policy_changes_queue_the_whole_batch(
     assert queued == [batch.pk, batch.pk]
     # and the task derives the batch
     assert tasks.derive_final_labels.run(batch.pk) == {"unresolved": 1}
+    # (the import made the batch require its two raters' votes, so what is left is
+    # the response of the unsafe prompt)
+    assert batch.labels_required == 2
     assert FinalLabel.objects.get(dialogue__batch=batch).unresolved_reason == (
-        "waiting for votes (2 of 3)"
+        "response needs the jury: no decision"
     )
