@@ -348,7 +348,7 @@ def test_csv_cells_that_look_like_formulas_are_neutralised(tmp_path):
     assert rows[0]["prompt"] == '=HYPERLINK("http://evil")'
 
 
-def test_parquet_files_load_with_pandas_and_datasets(tmp_path):
+def test_parquet_files_load_with_pandas_and_datasets(tmp_path, monkeypatch):
     # given an export
     labelled_batch("parquet", 200)
     write_export(ExportParams(batches=("parquet",)), tmp_path / "out")
@@ -363,7 +363,10 @@ def test_parquet_files_load_with_pandas_and_datasets(tmp_path):
             frame.astype(object).where(frame.notna(), None).to_dict("records")
             == rows[s]
         )
-    # and with datasets' Parquet loader, as a trainer would
+    # and with datasets' Parquet loader, as a trainer would (offline: local files)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     from datasets import load_dataset
 
     loaded = load_dataset(
