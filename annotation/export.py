@@ -566,7 +566,9 @@ def write_export(
 
     Brings each batch's stored final labels up to date first (`refresh_batch`), so
     an export never waits on queued recomputations. Raises ExportProblem for bad
-    parameters, before anything is written.
+    parameters, before anything is written. The files are written into a hidden
+    folder beside `out` that becomes `out` when all are there: a failed export
+    leaves nothing half-written.
     """
     params = params.checked()
     out = Path(out)
@@ -574,6 +576,27 @@ def write_export(
         raise ExportProblem(f"out: {out} exists and is not an empty folder")
     batches = _resolve_batches(params.batches)
     topics = _read_topic_file(params.topic_file) if params.topic_file else []
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        result = _write(params, batches, topics, work, progress)
+        if out.exists():
+            out.rmdir()
+        work.rename(out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    result.out = out
+    return result
+
+
+def _write(
+    params: ExportParams,
+    batches: list[Batch],
+    topics: list[dict[str, Any]],
+    out: Path,
+    progress: Progress,
+) -> ExportResult:
     steps = len(batches) + 2 + len(SPLITS) + 1
     done = 0
     overrides: dict[int, dict[int, Final]] = {}

@@ -724,3 +724,18 @@ def test_batches_export_together_and_a_prompt_in_both_stays_in_one_split(tmp_pat
         assert sum(r["prompt"] == dialogue.prompt for s in SPLITS for r in rows[s]) == 2
     assert result.manifest["parameters"]["batches"] == ["left", "right"]
     assert [b["name"] for b in result.manifest["batches"]] == ["left", "right"]
+
+
+def test_an_export_that_fails_half_way_leaves_nothing_behind(tmp_path, monkeypatch):
+    # given a batch, and a disk that fills up while the CSV files are written
+    labelled_batch("halfway", 20)
+
+    def full_disk(path, rows):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("annotation.export._write_csv", full_disk)
+    # when exported
+    with pytest.raises(OSError, match="No space left"):
+        write_export(ExportParams(batches=("halfway",)), tmp_path / "out")
+    # then neither the folder nor its hidden work folder is left
+    assert list(tmp_path.iterdir()) == []
