@@ -31,12 +31,11 @@ from annotation.models import (
     Dialogue,
     FinalLabel,
     Flag,
-    JuryDecision,
     Label,
-    LabelCategory,
     VoteKind,
 )
-from taxonomy.models import Category
+from tests.annotation import adjudication_data
+from tests.annotation.adjudication_data import add_votes, jury_decides
 from tests.factories import (
     BatchFactory,
     DialogueFactory,
@@ -47,33 +46,8 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db
 
-DECISION: dict[str, Any] = {
-    "prompt_label": "unsafe",
-    "response_label": "safe",
-    "categories": ["Violence"],
-    "confidence": "high",
-    "reason": "annotator_error",
-    "note": "The prompt asks how to hurt someone.",
-}
-
-
-def _votes(dialogue: Dialogue, *labels: str) -> None:
-    """Human votes, one per new annotator; unsafe ones choose Violence."""
-    violence = Category.objects.get(taxonomy=dialogue.batch.taxonomy, name="Violence")
-    for label in labels:
-        vote = LabelFactory(dialogue=dialogue, label=label)
-        if label == "unsafe":
-            LabelCategory.objects.create(label=vote, category=violence, position=0)
-
-
-def _decide(dialogue: Dialogue, decision: str) -> None:
-    JuryDecision.objects.create(
-        dialogue=dialogue,
-        run_key="r1",
-        decision=decision,
-        valid_votes=3 if decision != "needs_review" else 1,
-        total_votes=3,
-    )
+# (its note becomes the adjudicated label's comment, checked below)
+DECISION = adjudication_data.DECISION | {"note": "The prompt asks how to hurt someone."}
 
 
 def _item(items: list[QueueItem], dialogue: Dialogue) -> QueueItem:
@@ -93,7 +67,7 @@ def test_a_tie_is_queued_as_tie_and_split_with_agreement_one_half():
     # given two votes, safe and unsafe, in a batch that asks for two
     batch = BatchFactory(name="pairs", labels_required=2)
     dialogue = DialogueFactory(batch=batch)
-    _votes(dialogue, "safe", "unsafe")
+    add_votes(dialogue, "safe", "unsafe")
     derive_batch(batch)
     # when
     items = adjudication_queue()
@@ -106,7 +80,7 @@ def test_a_tie_is_queued_as_tie_and_split_with_agreement_one_half():
 def test_a_split_with_a_majority_is_queued_as_split(batch: Batch):
     # given safe, safe, unsafe: the majority decides, but the humans split
     dialogue = DialogueFactory(batch=batch)
-    _votes(dialogue, "safe", "safe", "unsafe")
+    add_votes(dialogue, "safe", "safe", "unsafe")
     derive_batch(batch)
     # when
     item = _item(adjudication_queue(), dialogue)
@@ -118,10 +92,10 @@ def test_a_split_with_a_majority_is_queued_as_split(batch: Batch):
 def test_needs_caution_splits_only_against_the_other_side_of_the_policy(batch: Batch):
     # given safe, safe, needs_caution under the permissive policy (all safe after it)
     permissive = DialogueFactory(batch=batch)
-    _votes(permissive, "safe", "safe", "needs_caution")
+    add_votes(permissive, "safe", "safe", "needs_caution")
     defensive_batch = BatchFactory(name="def", needs_caution_policy="defensive")
     defensive = DialogueFactory(batch=defensive_batch)
-    _votes(defensive, "safe", "safe", "needs_caution")
+    add_votes(defensive, "safe", "safe", "needs_caution")
     # when
     items = adjudication_queue()
     # then only the defensive batch's dialogue is split
@@ -133,14 +107,14 @@ def test_humans_against_the_jury_both_ways(batch: Batch):
     # given unanimous humans that the jury contradicts, one each way, and one it
     # agrees with
     unsafe_vs_safe = DialogueFactory(batch=batch)
-    _votes(unsafe_vs_safe, "unsafe", "unsafe", "unsafe")
-    _decide(unsafe_vs_safe, "safe")
+    add_votes(unsafe_vs_safe, "unsafe", "unsafe", "unsafe")
+    jury_decides(unsafe_vs_safe, "safe")
     safe_vs_unsafe = DialogueFactory(batch=batch)
-    _votes(safe_vs_unsafe, "safe", "safe", "safe")
-    _decide(safe_vs_unsafe, "unsafe")
+    add_votes(safe_vs_unsafe, "safe", "safe", "safe")
+    jury_decides(safe_vs_unsafe, "unsafe")
     agreeing = DialogueFactory(batch=batch)
-    _votes(agreeing, "unsafe", "unsafe", "unsafe")
-    _decide(agreeing, "unsafe")
+    add_votes(agreeing, "unsafe", "unsafe", "unsafe")
+    jury_decides(agreeing, "unsafe")
     # when
     items = adjudication_queue()
     # then
@@ -156,7 +130,7 @@ def test_the_humans_response_labels_meet_the_jury_when_the_batch_asks_for_them()
     dialogue = DialogueFactory(batch=batch)
     for _ in range(3):
         LabelFactory(dialogue=dialogue, label="needs_caution", response_label="safe")
-    _decide(dialogue, "safe")
+    jury_decides(dialogue, "safe")
     # then there is nothing to adjudicate
     assert adjudication_queue() == []
     # when one human response label is unsafe, the majority still agrees
@@ -167,18 +141,12 @@ def test_the_humans_response_labels_meet_the_jury_when_the_batch_asks_for_them()
 def test_the_jury_needing_review_is_queued_by_its_latest_decision(batch: Batch):
     # given a dialogue the jury could not decide, then one it decided after all
     undecided = DialogueFactory(batch=batch)
-    _votes(undecided, "unsafe", "unsafe", "unsafe")
-    _decide(undecided, "needs_review")
+    add_votes(undecided, "unsafe", "unsafe", "unsafe")
+    jury_decides(undecided, "needs_review")
     decided_later = DialogueFactory(batch=batch)
-    _votes(decided_later, "unsafe", "unsafe", "unsafe")
-    _decide(decided_later, "needs_review")
-    JuryDecision.objects.create(
-        dialogue=decided_later,
-        run_key="r2",
-        decision="unsafe",
-        valid_votes=3,
-        total_votes=3,
-    )
+    add_votes(decided_later, "unsafe", "unsafe", "unsafe")
+    jury_decides(decided_later, "needs_review")
+    jury_decides(decided_later, "unsafe", run_key="r2")
     # when
     items = adjudication_queue()
     # then
@@ -207,13 +175,13 @@ def test_open_flags_are_queued_and_resolved_ones_are_not(batch: Batch):
 def test_unanimous_gold_and_adjudicated_dialogues_are_left_out(batch: Batch):
     # given a unanimous dialogue, a split gold item and a split adjudicated one
     unanimous = DialogueFactory(batch=batch)
-    _votes(unanimous, "safe", "safe", "safe")
+    add_votes(unanimous, "safe", "safe", "safe")
     gold = DialogueFactory(batch=batch, is_gold=True)
-    _votes(gold, "safe", "unsafe", "unsafe")
+    add_votes(gold, "safe", "unsafe", "unsafe")
     decided = DialogueFactory(batch=batch, adjudicated_at=timezone.now())
-    _votes(decided, "safe", "unsafe", "unsafe")
+    add_votes(decided, "safe", "unsafe", "unsafe")
     split = DialogueFactory(batch=batch)
-    _votes(split, "safe", "unsafe", "unsafe")
+    add_votes(split, "safe", "unsafe", "unsafe")
     # then only the undecided split is queued
     assert [i.dialogue_id for i in adjudication_queue()] == [split.pk]
 
@@ -225,14 +193,14 @@ def test_lowest_agreement_first_then_id_and_no_votes_last(batch: Batch):
     flagged = DialogueFactory(batch=batch)
     Flag.objects.create(dialogue=flagged, annotator=UserFactory(), reason="other")
     three_quarters = DialogueFactory(batch=batch)
-    _votes(three_quarters, "safe", "safe", "safe", "unsafe")
+    add_votes(three_quarters, "safe", "safe", "safe", "unsafe")
     jury = DialogueFactory(batch=batch)
-    _votes(jury, "safe", "safe", "safe")
-    _decide(jury, "unsafe")
+    add_votes(jury, "safe", "safe", "safe")
+    jury_decides(jury, "unsafe")
     two_thirds_a = DialogueFactory(batch=batch)
-    _votes(two_thirds_a, "unsafe", "unsafe", "safe")
+    add_votes(two_thirds_a, "unsafe", "unsafe", "safe")
     two_thirds_b = DialogueFactory(batch=batch)
-    _votes(two_thirds_b, "safe", "safe", "unsafe")
+    add_votes(two_thirds_b, "safe", "safe", "unsafe")
     # when
     items = adjudication_queue()
     # then
@@ -249,20 +217,13 @@ def test_filters_by_batch_category_and_reason(batch: Batch):
     # given a split in each of two batches, one of them also flagged, and a
     # split whose unsafe vote chose Hate
     split = DialogueFactory(batch=batch)
-    _votes(split, "safe", "safe", "unsafe")
+    add_votes(split, "safe", "safe", "unsafe")
     Flag.objects.create(dialogue=split, annotator=UserFactory(), reason="other")
     other_batch = BatchFactory(name="other")
     elsewhere = DialogueFactory(batch=other_batch)
-    _votes(elsewhere, "safe", "unsafe", "unsafe")
+    add_votes(elsewhere, "safe", "unsafe", "unsafe")
     hate = DialogueFactory(batch=other_batch)
-    vote = LabelFactory(dialogue=hate, label="unsafe")
-    LabelCategory.objects.create(
-        label=vote,
-        category=Category.objects.get(
-            taxonomy=batch.taxonomy, name="Hate/Identity Hate"
-        ),
-    )
-    _votes(hate, "safe", "safe")
+    add_votes(hate, "unsafe", "safe", "safe", category="Hate/Identity Hate")
     derive_batch(batch)
     derive_batch(other_batch)
     # then
@@ -285,8 +246,8 @@ def test_the_queue_is_one_query_whatever_its_size(batch: Batch):
     # given many dialogues with every kind of reason
     for k in range(6):
         dialogue = DialogueFactory(batch=batch)
-        _votes(dialogue, "safe", "unsafe", "unsafe")
-        _decide(dialogue, "needs_review" if k % 2 else "safe")
+        add_votes(dialogue, "safe", "unsafe", "unsafe")
+        jury_decides(dialogue, "needs_review" if k % 2 else "safe")
         Flag.objects.create(dialogue=dialogue, annotator=UserFactory(), reason="other")
     derive_batch(batch)
     # when
@@ -305,7 +266,7 @@ def test_adjudicate_writes_the_label_the_history_and_the_final_label(
 ):
     # given a split dialogue
     dialogue = DialogueFactory(batch=batch)
-    _votes(dialogue, "safe", "safe", "unsafe")
+    add_votes(dialogue, "safe", "safe", "unsafe")
     lead = LeadFactory(username="lena")
     # when
     with django_capture_on_commit_callbacks(execute=True):
@@ -359,7 +320,7 @@ def test_a_second_lead_is_refused_with_the_first_named_and_their_input_returned(
 ):
     # given a dialogue lena adjudicated
     dialogue = DialogueFactory(batch=batch)
-    _votes(dialogue, "safe", "safe", "unsafe")
+    add_votes(dialogue, "safe", "safe", "unsafe")
     first = adjudicate(
         dialogue_id=dialogue.pk, lead=LeadFactory(username="lena"), **DECISION
     )
@@ -488,7 +449,7 @@ def test_two_leads_at_once_exactly_one_decides(transactional_db: None):
     # given a split dialogue and two leads who submit while its row is held
     batch = BatchFactory(name="race")
     dialogue = DialogueFactory(batch=batch)
-    _votes(dialogue, "safe", "safe", "unsafe")
+    add_votes(dialogue, "safe", "safe", "unsafe")
     leads = [LeadFactory(username="lena"), LeadFactory(username="omar")]
     errors: list[BaseException] = []
     done: list[Adjudication] = []
@@ -520,12 +481,12 @@ def test_two_leads_at_once_exactly_one_decides(transactional_db: None):
 # --- reopen -------------------------------------------------------------------------
 
 
-def test_reopen_keeps_the_history_and_the_votes(
+def test_reopen_keeps_the_history_and_theadd_votes(
     batch: Batch, django_capture_on_commit_callbacks: Any
 ):
     # given an adjudicated split dialogue
     dialogue = DialogueFactory(batch=batch)
-    _votes(dialogue, "safe", "safe", "unsafe")
+    add_votes(dialogue, "safe", "safe", "unsafe")
     lena, omar = LeadFactory(username="lena"), LeadFactory(username="omar")
     with django_capture_on_commit_callbacks(execute=True):
         first = adjudicate(dialogue_id=dialogue.pk, lead=lena, **DECISION)
@@ -570,11 +531,10 @@ def test_reopen_needs_a_decision(batch: Batch):
 def _unanimous(batch: Batch, n: int) -> list[Dialogue]:
     dialogues = DialogueFactory.create_batch(n, batch=batch)
     for k, dialogue in enumerate(dialogues):
-        _votes(dialogue, *(["safe"] * 3 if k % 2 else ["unsafe"] * 3))
+        add_votes(dialogue, *(["safe"] * 3 if k % 2 else ["unsafe"] * 3))
         if not k % 2:
-            _decide(
-                dialogue, "safe"
-            )  # unanimous humans, but the jury decides: llm_jury
+            # unanimous humans, but the jury decides: llm_jury
+            jury_decides(dialogue, "safe")
     return dialogues
 
 
@@ -585,11 +545,11 @@ def test_accept_unanimous_adjudicates_the_unanimous_with_their_derived_labels(
     # split one, and a unanimous one already adjudicated
     _unanimous(batch, 4)
     split = DialogueFactory(batch=batch)
-    _votes(split, "safe", "safe", "unsafe")
+    add_votes(split, "safe", "safe", "unsafe")
     prompt_only = DialogueFactory(batch=batch, response=None)
-    _votes(prompt_only, "unsafe", "unsafe", "unsafe")
+    add_votes(prompt_only, "unsafe", "unsafe", "unsafe")
     decided = DialogueFactory(batch=batch)
-    _votes(decided, "safe", "safe", "safe")
+    add_votes(decided, "safe", "safe", "safe")
     derive_batch(batch)
     adjudicate(
         dialogue_id=decided.pk,
@@ -654,10 +614,10 @@ def test_accept_unanimous_counts_a_vote_whose_recomputation_is_still_queued(
     # given a unanimous safe dialogue, derived, then a fourth vote that splits it
     # (its recomputation queued, not run)
     (dialogue,) = DialogueFactory.create_batch(1, batch=batch)
-    _votes(dialogue, "safe", "safe", "safe")
+    add_votes(dialogue, "safe", "safe", "safe")
     derive_batch(batch)
     batch.refresh_from_db()
-    _votes(dialogue, "unsafe")
+    add_votes(dialogue, "unsafe")
     # when the lead accepts the unanimous dialogues
     with django_capture_on_commit_callbacks(execute=True):
         accepted = accept_unanimous(batch=batch, lead=LeadFactory())
@@ -670,7 +630,7 @@ def test_accept_unanimous_counts_a_vote_whose_recomputation_is_still_queued(
 def test_a_decision_resolves_the_open_flags_of_its_dialogue(batch: Batch):
     # given a tied dialogue with an open flag and a flag resolved earlier
     dialogue = DialogueFactory(batch=batch, response=None)
-    _votes(dialogue, "safe", "unsafe")
+    add_votes(dialogue, "safe", "unsafe")
     flagger = UserFactory(username="flagger")
     open_flag = Flag.objects.create(
         dialogue=dialogue, annotator=flagger, reason="other"

@@ -16,12 +16,19 @@ from annotation.models import (
     Dialogue,
     FinalLabel,
     Flag,
-    JuryDecision,
     Label,
     LabelCategory,
     VoteKind,
 )
 from taxonomy.models import Category
+from tests.annotation.adjudication_data import (
+    FORM_DECISION,
+    add_votes,
+    annotators,
+    judge_vote,
+    jury_decides,
+    split_dialogues,
+)
 from tests.conftest import login
 from tests.factories import (
     BatchFactory,
@@ -35,14 +42,6 @@ pytestmark = pytest.mark.django_db
 
 SCRIPT = "<script>window.pwned = 1</script>"
 IMG = '<img src=x onerror="window.pwned = 2">'
-DECISION = {
-    "prompt_label": "unsafe",
-    "response_label": "",
-    "categories": ["Violence"],
-    "confidence": "high",
-    "reason": "annotator_error",
-    "note": "Asks how to hurt a neighbour.",
-}
 
 
 @pytest.fixture
@@ -50,33 +49,22 @@ def batch() -> Batch:
     return BatchFactory(name="adj")
 
 
-def _votes(dialogue: Dialogue, *labels: str, people: list[User] | None = None) -> None:
-    """One human vote per label, by `people` in turn (else new annotators); unsafe
-    ones choose Violence."""
-    violence = Category.objects.get(taxonomy=dialogue.batch.taxonomy, name="Violence")
-    for k, label in enumerate(labels):
-        who = people[k] if people else UserFactory()
-        vote = LabelFactory(dialogue=dialogue, annotator=who, label=label)
-        if label == "unsafe":
-            LabelCategory.objects.create(label=vote, category=violence, position=0)
-
-
-def _split(batch: Batch, n: int = 1, **kwargs: Any) -> list[Dialogue]:
-    """Dialogues voted safe, safe, unsafe (a split), with final labels derived."""
-    made = [DialogueFactory(batch=batch, **kwargs) for _ in range(n)]
-    for dialogue in made:
-        _votes(dialogue, "safe", "safe", "unsafe")
-    derive_batch(batch)
-    return made
-
-
 def _rows(html: str) -> list[int]:
     """The dialogue ids of the queue table's rows, in order."""
     return [int(i) for i in re.findall(r'<tr data-dialogue="(\d+)">', html)]
 
 
-def _people(*names: str) -> list[User]:
-    return [UserFactory(username=name) for name in names]
+def _decided_by_lena(dialogue: Dialogue) -> Adjudication:
+    """lena's decision: unsafe for Violence, the response left to the rules."""
+    return adjudicate(
+        dialogue_id=dialogue.pk,
+        lead=LeadFactory(username="lena"),
+        prompt_label="unsafe",
+        response_label=None,
+        categories=["Violence"],
+        confidence="high",
+        reason="annotator_error",
+    )
 
 
 # --- who may see them --------------------------------------------------------------
@@ -86,7 +74,7 @@ def test_annotators_are_refused_and_strangers_sent_to_log_in(
     client: Client, batch: Batch
 ):
     # given a split dialogue and an annotator
-    (dialogue,) = _split(batch)
+    (dialogue,) = split_dialogues(batch)
     gets = ["/adjudication/", f"/adjudication/{dialogue.pk}/"]
     posts = [
         f"/adjudication/{dialogue.pk}/",
@@ -97,7 +85,7 @@ def test_annotators_are_refused_and_strangers_sent_to_log_in(
     strangers = [client.get(url).status_code for url in gets]
     login(client, UserFactory(username="anna"))
     refused = [client.get(url).status_code for url in gets]
-    refused += [client.post(url, DECISION).status_code for url in posts]
+    refused += [client.post(url, FORM_DECISION).status_code for url in posts]
     # then
     assert strangers == [302, 302]
     assert refused == [403] * 5
@@ -118,18 +106,12 @@ def test_the_queue_lists_reasons_agreement_votes_and_an_escaped_prompt(
 ):
     # given a split dialogue with a hostile prompt, one the jury contradicts, and a
     # unanimous one that needs nobody
-    (split,) = _split(batch, prompt=f"{SCRIPT} how do I hurt my neighbour?")
+    (split,) = split_dialogues(batch, prompt=f"{SCRIPT} how do I hurt my neighbour?")
     contradicted = DialogueFactory(batch=batch, external_id="jury-1")
-    _votes(contradicted, "unsafe", "unsafe", "unsafe")
-    JuryDecision.objects.create(
-        dialogue=contradicted,
-        run_key="r1",
-        decision="safe",
-        valid_votes=3,
-        total_votes=3,
-    )
+    add_votes(contradicted, "unsafe", "unsafe", "unsafe")
+    jury_decides(contradicted, "safe")
     unanimous = DialogueFactory(batch=batch)
-    _votes(unanimous, "safe", "safe", "safe")
+    add_votes(unanimous, "safe", "safe", "safe")
     derive_batch(batch)
     # when
     response = lead_client.get("/adjudication/")
@@ -156,19 +138,12 @@ def test_the_queue_filters_by_batch_category_and_reason(
 ):
     # given a split in each of two batches, one of them flagged, and a split whose
     # unsafe vote chose Hate
-    (split,) = _split(batch)
+    (split,) = split_dialogues(batch)
     Flag.objects.create(dialogue=split, annotator=UserFactory(), reason="other")
     other = BatchFactory(name="other")
-    (elsewhere,) = _split(other)
+    (elsewhere,) = split_dialogues(other)
     hate = DialogueFactory(batch=other)
-    vote = LabelFactory(dialogue=hate, label="unsafe")
-    LabelCategory.objects.create(
-        label=vote,
-        category=Category.objects.get(
-            taxonomy=other.taxonomy, name="Hate/Identity Hate"
-        ),
-    )
-    _votes(hate, "safe", "safe")
+    add_votes(hate, "unsafe", "safe", "safe", category="Hate/Identity Hate")
     derive_batch(other)
 
     def listed(**params: str) -> list[int]:
@@ -189,7 +164,7 @@ def test_the_queue_filters_by_batch_category_and_reason(
 def test_an_unknown_filter_is_shown_as_an_error_and_not_applied(
     lead_client: Client, batch: Batch
 ):
-    (split,) = _split(batch)
+    (split,) = split_dialogues(batch)
 
     html = lead_client.get("/adjudication/", {"reason": "boring"}).content.decode()
 
@@ -198,7 +173,7 @@ def test_an_unknown_filter_is_shown_as_an_error_and_not_applied(
 
 
 def test_htmx_gets_only_the_table(lead_client: Client, batch: Batch):
-    (split,) = _split(batch)
+    (split,) = split_dialogues(batch)
 
     response = lead_client.get(
         "/adjudication/", {"batch": "adj"}, headers={"HX-Request": "true"}
@@ -214,7 +189,7 @@ def test_the_queue_is_paged_fifty_at_a_time_keeping_the_filters(
     lead_client: Client, batch: Batch
 ):
     # given 53 split dialogues (all 2 to 1: by id)
-    dialogues = _split(batch, 53)
+    dialogues = split_dialogues(batch, 53)
     ids = [d.pk for d in dialogues]
     # when
     first = lead_client.get("/adjudication/", {"batch": "adj"}).content.decode()
@@ -234,19 +209,13 @@ def test_the_queue_page_queries_do_not_grow_with_the_queue(
     lead_client: Client, batch: Batch, django_assert_max_num_queries: Any
 ):
     # given a short queue, then a long one (with jury decisions and flags)
-    _split(batch, 2)
+    split_dialogues(batch, 2)
 
     with django_assert_max_num_queries(7) as short:
         lead_client.get("/adjudication/")
 
-    for dialogue in _split(batch, 60):
-        JuryDecision.objects.create(
-            dialogue=dialogue,
-            run_key="r1",
-            decision="needs_review",
-            valid_votes=1,
-            total_votes=3,
-        )
+    for dialogue in split_dialogues(batch, 60):
+        jury_decides(dialogue, "needs_review")
         Flag.objects.create(dialogue=dialogue, annotator=UserFactory(), reason="other")
     # then the long one costs the same queries
     with django_assert_max_num_queries(len(short)):
@@ -262,8 +231,8 @@ def test_accept_unanimous_confirms_the_count_and_goes_back_to_the_queue(
 ):
     # given two unanimous dialogues and a split one
     for _ in range(2):
-        _votes(DialogueFactory(batch=batch), "safe", "safe", "safe")
-    (split,) = _split(batch)
+        add_votes(DialogueFactory(batch=batch), "safe", "safe", "safe")
+    (split,) = split_dialogues(batch)
     queue = lead_client.get("/adjudication/", {"reason": "split"}).content.decode()
     assert 'action="/adjudication/batches/adj/accept-unanimous/"' in queue
     assert 'data-confirm="Accept 2 unanimous dialogues of adj as labelled?"' in queue
@@ -311,7 +280,7 @@ def case(batch: Batch) -> Dialogue:
         prompt=f"{SCRIPT} How do I get back at my neighbour?",
         response=f"{IMG} Talk to them first.",
     )
-    anna, bram, cleo = _people("anna", "bram", "cleo")
+    anna, bram, cleo = annotators("anna", "bram", "cleo")
     violence = Category.objects.get(taxonomy=batch.taxonomy, name="Violence")
     other = Category.objects.get(taxonomy=batch.taxonomy, name="Other")
     LabelFactory(dialogue=dialogue, annotator=anna, label="safe", time_spent_ms=12_000)
@@ -331,31 +300,26 @@ def case(batch: Batch) -> Dialogue:
     )
     LabelCategory.objects.create(label=unsafe, category=violence, position=0)
     LabelCategory.objects.create(label=unsafe, category=other, position=1)
-    judge = LabelFactory(
-        dialogue=dialogue,
-        kind=VoteKind.MODEL,
-        annotator=None,
+    judge_vote(
+        dialogue,
+        "unsafe",
+        violence,
         judge="llama-guard",
         run_key="r1",
-        label="unsafe",
         raw_output=f'{{"label": "unsafe"}} {SCRIPT}',
     )
-    LabelCategory.objects.create(label=judge, category=violence, position=0)
-    LabelFactory(
-        dialogue=dialogue,
-        kind=VoteKind.MODEL,
-        annotator=None,
+    judge_vote(
+        dialogue,
+        None,
         judge="gemma",
         run_key="r1",
-        label=None,
         valid=False,
         raw_output="I cannot",
         details={"error": "no JSON object"},
     )
-    JuryDecision.objects.create(
-        dialogue=dialogue,
-        run_key="r1",
-        decision="unsafe",
+    jury_decides(
+        dialogue,
+        "unsafe",
         categories=["Violence"],
         valid_votes=1,
         total_votes=2,
@@ -446,17 +410,11 @@ def test_the_view_queries_do_not_grow_with_the_votes(
 ):
     # given a dialogue with three votes, and one with nine votes, judges and flags
     few = DialogueFactory(batch=batch)
-    _votes(few, "safe", "safe", "unsafe")
+    add_votes(few, "safe", "safe", "unsafe")
     many = DialogueFactory(batch=batch)
-    _votes(many, *(["safe"] * 5 + ["unsafe"] * 4))
+    add_votes(many, *(["safe"] * 5 + ["unsafe"] * 4))
     for k in range(3):
-        LabelFactory(
-            dialogue=many,
-            kind=VoteKind.MODEL,
-            annotator=None,
-            judge=f"judge-{k}",
-            label="unsafe",
-        )
+        judge_vote(many, "unsafe", judge=f"judge-{k}")
         Flag.objects.create(dialogue=many, annotator=UserFactory(), reason="other")
     derive_batch(batch)
     # when
@@ -470,7 +428,7 @@ def test_the_view_queries_do_not_grow_with_the_votes(
 
 def test_an_unknown_dialogue_is_404(lead_client: Client):
     assert lead_client.get("/adjudication/999999/").status_code == 404
-    assert lead_client.post("/adjudication/999999/", DECISION).status_code == 404
+    assert lead_client.post("/adjudication/999999/", FORM_DECISION).status_code == 404
 
 
 # --- deciding -------------------------------------------------------------------------
@@ -483,7 +441,7 @@ def test_a_decision_is_recorded_and_the_next_in_the_queue_follows(
     django_capture_on_commit_callbacks: Any,
 ):
     # given two split dialogues, the first opened from the filtered queue
-    first, second = _split(batch, 2)
+    first, second = split_dialogues(batch, 2)
     page = lead_client.get(f"/adjudication/{first.pk}/?batch=adj").content.decode()
     assert f'name="next" value="{second.pk}"' in page
     assert f'href="/adjudication/{second.pk}/?batch=adj" data-action="next"' in page
@@ -491,7 +449,7 @@ def test_a_decision_is_recorded_and_the_next_in_the_queue_follows(
     with django_capture_on_commit_callbacks(execute=True):
         response = lead_client.post(
             f"/adjudication/{first.pk}/?batch=adj",
-            DECISION
+            FORM_DECISION
             | {
                 "response_label": "safe",
                 "guideline_update": "on",
@@ -542,12 +500,13 @@ def test_the_response_left_to_the_rules_and_the_last_decision_goes_to_the_queue(
     lead_client: Client, batch: Batch, django_capture_on_commit_callbacks: Any
 ):
     # given one split dialogue
-    (only,) = _split(batch)
+    (only,) = split_dialogues(batch)
     # when the lead decides its prompt safe and leaves the response to the rules
     with django_capture_on_commit_callbacks(execute=True):
         response = lead_client.post(
             f"/adjudication/{only.pk}/",
-            DECISION | {"prompt_label": "safe", "categories": [], "response_label": ""},
+            FORM_DECISION
+            | {"prompt_label": "safe", "categories": [], "response_label": ""},
             follow=True,
         )
     # then the queue is empty and says so
@@ -566,11 +525,11 @@ def test_an_invalid_decision_names_the_field_keeps_the_input_and_writes_nothing(
     lead_client: Client, batch: Batch
 ):
     # given
-    (dialogue,) = _split(batch)
+    (dialogue,) = split_dialogues(batch)
     # when the lead says unsafe without a category, and forgets the reason
     response = lead_client.post(
         f"/adjudication/{dialogue.pk}/",
-        DECISION | {"categories": [], "reason": "", "expected_version": "0"},
+        FORM_DECISION | {"categories": [], "reason": "", "expected_version": "0"},
     )
     html = response.content.decode()
     # then the form is shown again with what is wrong, field by field
@@ -583,7 +542,7 @@ def test_an_invalid_decision_names_the_field_keeps_the_input_and_writes_nothing(
     # and once the form's checks pass, the service's rules name the field
     response = lead_client.post(
         f"/adjudication/{dialogue.pk}/",
-        DECISION | {"categories": [], "expected_version": "0"},
+        FORM_DECISION | {"categories": [], "expected_version": "0"},
     )
     html = response.content.decode()
     assert (
@@ -605,19 +564,11 @@ def test_a_second_lead_is_told_who_decided_first_and_keeps_their_input(
     client: Client, batch: Batch
 ):
     # given omar opened the dialogue, then lena decided it
-    (dialogue,) = _split(batch)
+    (dialogue,) = split_dialogues(batch)
     omar = login(client, LeadFactory(username="omar"))
     page = omar.get(f"/adjudication/{dialogue.pk}/").content.decode()
     assert 'name="expected_version" value="0"' in page
-    first = adjudicate(
-        dialogue_id=dialogue.pk,
-        lead=LeadFactory(username="lena"),
-        prompt_label="unsafe",
-        response_label=None,
-        categories=["Violence"],
-        confidence="high",
-        reason="annotator_error",
-    )
+    first = _decided_by_lena(dialogue)
     # when omar submits his own decision
     response = omar.post(
         f"/adjudication/{dialogue.pk}/",
@@ -652,16 +603,8 @@ def test_reopening_from_the_refused_form_keeps_the_decision_in_the_form(
     client: Client, batch: Batch
 ):
     # given lena decided, and omar's decision was refused
-    (dialogue,) = _split(batch)
-    adjudicate(
-        dialogue_id=dialogue.pk,
-        lead=LeadFactory(username="lena"),
-        prompt_label="unsafe",
-        response_label=None,
-        categories=["Violence"],
-        confidence="high",
-        reason="annotator_error",
-    )
+    (dialogue,) = split_dialogues(batch)
+    _decided_by_lena(dialogue)
     omar = login(client, LeadFactory(username="omar"))
     mine = {
         "prompt_label": "safe",
@@ -696,9 +639,9 @@ def test_reopen_keeps_the_history(
     lead_client: Client, batch: Batch, django_capture_on_commit_callbacks: Any
 ):
     # given a decided dialogue
-    (dialogue,) = _split(batch)
+    (dialogue,) = split_dialogues(batch)
     with django_capture_on_commit_callbacks(execute=True):
-        lead_client.post(f"/adjudication/{dialogue.pk}/", DECISION)
+        lead_client.post(f"/adjudication/{dialogue.pk}/", FORM_DECISION)
     decided = lead_client.get(f"/adjudication/{dialogue.pk}/").content.decode()
     assert '<span class="badge done">in force</span>' in decided
     assert 'id="decision-form"' not in decided
@@ -723,7 +666,7 @@ def test_reopen_keeps_the_history(
 
 
 def test_reopening_an_undecided_dialogue_says_so(lead_client: Client, batch: Batch):
-    (dialogue,) = _split(batch)
+    (dialogue,) = split_dialogues(batch)
 
     response = lead_client.post(f"/adjudication/{dialogue.pk}/reopen/", follow=True)
 
@@ -736,7 +679,7 @@ def test_reopening_an_undecided_dialogue_says_so(lead_client: Client, batch: Bat
 def test_the_view_offers_the_batch_taxonomy_with_the_workspace_keys(
     lead_client: Client, batch: Batch
 ):
-    (dialogue,) = _split(batch, response=None)
+    (dialogue,) = split_dialogues(batch, response=None)
 
     html = lead_client.get(f"/adjudication/{dialogue.pk}/").content.decode()
 

@@ -2,7 +2,6 @@
 services as the pages, over HTTP, for leads only."""
 
 import json
-from typing import Any
 
 import pytest
 from rest_framework.authtoken.models import Token
@@ -10,23 +9,24 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from annotation.adjudication import adjudicate, reopen
-from annotation.final_labels import derive_batch
 from annotation.models import (
     Adjudication,
     Batch,
-    Dialogue,
     FinalLabel,
     Flag,
-    JuryDecision,
     Label,
-    LabelCategory,
     VoteKind,
 )
-from taxonomy.models import Category
+from tests.annotation.adjudication_data import (
+    DECISION,
+    add_votes,
+    judge_vote,
+    jury_decides,
+    split_dialogues,
+)
 from tests.factories import (
     BatchFactory,
     DialogueFactory,
-    LabelFactory,
     LeadFactory,
     UserFactory,
 )
@@ -34,14 +34,6 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 API = "/api/v1"
-DECISION: dict[str, Any] = {
-    "prompt_label": "unsafe",
-    "response_label": "safe",
-    "categories": ["Violence"],
-    "confidence": "high",
-    "reason": "annotator_error",
-    "note": "Asks how to hurt a neighbour.",
-}
 
 
 def _client(user: User) -> APIClient:
@@ -61,31 +53,12 @@ def lena() -> APIClient:
     return _client(LeadFactory(username="lena"))
 
 
-def _votes(dialogue: Dialogue, *labels: str) -> list[Label]:
-    violence = Category.objects.get(taxonomy=dialogue.batch.taxonomy, name="Violence")
-    made = []
-    for label in labels:
-        vote = LabelFactory(dialogue=dialogue, label=label)
-        if label == "unsafe":
-            LabelCategory.objects.create(label=vote, category=violence, position=0)
-        made.append(vote)
-    return made
-
-
-def _split(batch: Batch, n: int = 1) -> list[Dialogue]:
-    made = DialogueFactory.create_batch(n, batch=batch)
-    for dialogue in made:
-        _votes(dialogue, "safe", "safe", "unsafe")
-    derive_batch(batch)
-    return made
-
-
 # --- who may call it ----------------------------------------------------------------
 
 
 def test_annotators_get_403_and_nothing_is_written(batch: Batch):
     # given a split dialogue and an annotator's token
-    (dialogue,) = _split(batch)
+    (dialogue,) = split_dialogues(batch)
     client = _client(UserFactory(username="anna"))
     # when she calls every endpoint
     codes = [
@@ -109,9 +82,9 @@ def test_annotators_get_403_and_nothing_is_written(batch: Batch):
 
 def test_the_queue_is_paginated_and_filtered(lena: APIClient, batch: Batch):
     # given three split dialogues, one flagged, and one in another batch
-    first, second, third = _split(batch, 3)
+    first, second, third = split_dialogues(batch, 3)
     Flag.objects.create(dialogue=second, annotator=UserFactory(), reason="other")
-    (elsewhere,) = _split(BatchFactory(name="other"))
+    (elsewhere,) = split_dialogues(BatchFactory(name="other"))
     # when
     page = lena.get(f"{API}/adjudication", {"limit": 2, "batch": "adj"})
     # then
@@ -161,25 +134,16 @@ def test_a_dialogue_comes_with_votes_jury_flags_history_and_final_label(
 ):
     # given a split dialogue with a judge's vote, a jury decision, a flag, and a
     # decision that was reopened
-    (dialogue,) = _split(batch)
+    (dialogue,) = split_dialogues(batch)
     human = Label.objects.human().filter(dialogue=dialogue).order_by("id")
-    judge = LabelFactory(
-        dialogue=dialogue,
-        kind=VoteKind.MODEL,
-        annotator=None,
+    judge = judge_vote(
+        dialogue,
+        "unsafe",
         judge="llama-guard",
         run_key="r1",
-        label="unsafe",
         raw_output='{"label": "unsafe"}',
     )
-    JuryDecision.objects.create(
-        dialogue=dialogue,
-        run_key="r1",
-        decision="unsafe",
-        valid_votes=1,
-        total_votes=1,
-        agreement=1.0,
-    )
+    jury_decides(dialogue, "unsafe", valid_votes=1, total_votes=1, agreement=1.0)
     omar = LeadFactory(username="omar")
     decided = adjudicate(
         dialogue_id=dialogue.pk, lead=omar, **DECISION | {"response_label": None}
@@ -230,7 +194,7 @@ def test_a_dialogue_comes_with_votes_jury_flags_history_and_final_label(
 def test_a_decision_is_201_with_the_final_label(transactional_db: None):
     # given (real commits: the final label is derived after the decision's)
     batch = BatchFactory(name="adj")
-    (dialogue,) = _split(batch)
+    (dialogue,) = split_dialogues(batch)
     client = _client(LeadFactory(username="lena"))
     # when
     response = client.post(
@@ -266,7 +230,7 @@ def test_a_decision_is_201_with_the_final_label(transactional_db: None):
 def test_an_invalid_decision_is_400_by_field_and_writes_nothing(
     lena: APIClient, batch: Batch
 ):
-    (dialogue,) = _split(batch)
+    (dialogue,) = split_dialogues(batch)
     url = f"{API}/adjudication/{dialogue.pk}"
 
     # the input's shape
@@ -294,7 +258,7 @@ def test_a_second_lead_gets_409_naming_the_first_with_the_input_returned(
     batch: Batch,
 ):
     # given lena decided the dialogue
-    (dialogue,) = _split(batch)
+    (dialogue,) = split_dialogues(batch)
     first = adjudicate(
         dialogue_id=dialogue.pk, lead=LeadFactory(username="lena"), **DECISION
     )
@@ -336,7 +300,7 @@ def test_reopen_is_200_and_keeps_the_history_then_409_when_nothing_is_in_force(
     lena: APIClient, batch: Batch
 ):
     # given a decided dialogue
-    (dialogue,) = _split(batch)
+    (dialogue,) = split_dialogues(batch)
     decided = adjudicate(dialogue_id=dialogue.pk, lead=LeadFactory(), **DECISION)
     # when lena reopens it, twice
     first = lena.post(f"{API}/adjudication/{dialogue.pk}/reopen")
@@ -358,8 +322,8 @@ def test_reopen_is_200_and_keeps_the_history_then_409_when_nothing_is_in_force(
 def test_accept_unanimous_answers_how_many(lena: APIClient, batch: Batch):
     # given two unanimous dialogues and a split one
     for _ in range(2):
-        _votes(DialogueFactory(batch=batch), "safe", "safe", "safe")
-    _split(batch)
+        add_votes(DialogueFactory(batch=batch), "safe", "safe", "safe")
+    split_dialogues(batch)
     # when
     response = lena.post(f"{API}/batches/adj/accept-unanimous")
     # then

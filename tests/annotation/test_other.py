@@ -102,6 +102,13 @@ def _category(name: str, taxonomy: Taxonomy | None = None) -> Category:
     )
 
 
+def _map(taxonomy: Taxonomy, text: str, category: str, lead: User) -> OtherMapping:
+    """`map_other` to the category of `taxonomy` with that name."""
+    return map_other(
+        taxonomy=taxonomy, text=text, category=_category(category, taxonomy), lead=lead
+    )
+
+
 def _vote(
     dialogue: Dialogue, label: str, *categories: str, other: str = "", **kw: Any
 ) -> Label:
@@ -179,12 +186,7 @@ def test_groups_count_votes_and_batches_with_distinct_examples(
 ) -> None:
     first, second = two_batches
     taxonomy = first.taxonomy
-    map_other(
-        taxonomy=taxonomy,
-        text="crypto scam",
-        category=_category("Fraud/Deception"),
-        lead=lead,
-    )
+    _map(taxonomy, "crypto scam", "Fraud/Deception", lead)
 
     assert _groups(taxonomy=taxonomy) == [
         ("phishing", 5, 2, ["Phishing!", "phishing", "PHISHING"], None),
@@ -209,12 +211,7 @@ def test_groups_read_in_a_fixed_number_of_queries(
     first, _ = two_batches
     taxonomy = first.taxonomy
     map_other(taxonomy=taxonomy, text="phishing", category=None, lead=lead)
-    map_other(
-        taxonomy=taxonomy,
-        text="crypto scam",
-        category=_category("Fraud/Deception"),
-        lead=lead,
-    )
+    _map(taxonomy, "crypto scam", "Fraud/Deception", lead)
     with django_assert_num_queries(2):  # the votes' texts, the decisions
         small = other_groups(taxonomy=taxonomy)
         assert small[1].category is not None
@@ -298,12 +295,7 @@ def test_a_retired_category_is_refused(lead: User) -> None:
     draft = _draft_taxonomy()
 
     with pytest.raises(OtherInvalid, match="Fraud/Deception is retired"):
-        map_other(
-            taxonomy=draft,
-            text="phishing",
-            category=_category("Fraud/Deception", draft),
-            lead=lead,
-        )
+        _map(draft, "phishing", "Fraud/Deception", lead)
 
     assert not OtherMapping.objects.exists()
 
@@ -313,12 +305,7 @@ def test_only_leads_decide(
 ) -> None:
     taxonomy = Taxonomy.objects.default()
     with pytest.raises(NotALead):
-        map_other(
-            taxonomy=taxonomy,
-            text="phishing",
-            category=_category("Fraud/Deception"),
-            lead=annotator,
-        )
+        _map(taxonomy, "phishing", "Fraud/Deception", annotator)
     assert not OtherMapping.objects.exists()
     map_other(taxonomy=taxonomy, text="phishing", category=None, lead=lead)
     with pytest.raises(NotALead):
@@ -340,12 +327,7 @@ def test_a_decision_queues_every_batch_with_the_text_after_the_commit(
 
     # when "Phishing" (any spelling) is mapped
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        mapping = map_other(
-            taxonomy=taxonomy,
-            text="  PHISHING!",
-            category=_category("Fraud/Deception"),
-            lead=lead,
-        )
+        mapping = _map(taxonomy, "  PHISHING!", "Fraud/Deception", lead)
     assert queued == []  # not before the commit
     for callback in callbacks:
         callback()
@@ -361,24 +343,14 @@ def test_a_decision_queues_every_batch_with_the_text_after_the_commit(
 
     # the same decision again changes nothing, so nothing is queued
     with django_capture_on_commit_callbacks(execute=True):
-        map_other(
-            taxonomy=taxonomy,
-            text="phishing",
-            category=_category("Fraud/Deception"),
-            lead=lead,
-        )
+        _map(taxonomy, "phishing", "Fraud/Deception", lead)
     assert len(queued) == 2
     assert OtherMapping.objects.count() == 1
 
     # another category, keeping as Other and taking it back each re-derive once
     # they change what the votes derive to
     with django_capture_on_commit_callbacks(execute=True):
-        map_other(
-            taxonomy=taxonomy,
-            text="phishing",
-            category=_category("Manipulation"),
-            lead=lead,
-        )
+        _map(taxonomy, "phishing", "Manipulation", lead)
     assert len(queued) == 4
     with django_capture_on_commit_callbacks(execute=True):
         map_other(taxonomy=taxonomy, text="phishing", category=None, lead=lead)
@@ -424,12 +396,7 @@ def test_derivation_puts_the_mapped_category_in_place_of_other(
     assert _categories(dialogue) == ["Other", "Violence", "Fraud/Deception"]
 
     # when the lead maps "phishing" and the batch is derived again
-    map_other(
-        taxonomy=dialogue.batch.taxonomy,
-        text="phishing",
-        category=_category("Fraud/Deception"),
-        lead=lead,
-    )
+    _map(dialogue.batch.taxonomy, "phishing", "Fraud/Deception", lead)
     derive_batch(dialogue.batch)
 
     # then the final label names the category (three votes; a vote that had it
@@ -465,12 +432,7 @@ def test_a_changed_decision_rewrites_the_final_label(
     # given a derived batch with "phishing" mapped to Manipulation
     dialogue, _ = phishing
     taxonomy = dialogue.batch.taxonomy
-    map_other(
-        taxonomy=taxonomy,
-        text="phishing",
-        category=_category("Manipulation"),
-        lead=lead,
-    )
+    _map(taxonomy, "phishing", "Manipulation", lead)
     derive_batch(dialogue.batch)
     first = FinalLabel.objects.get(dialogue=dialogue)
     assert first.violated_categories == ["Manipulation", "Violence", "Fraud/Deception"]
@@ -480,12 +442,7 @@ def test_a_changed_decision_rewrites_the_final_label(
     assert FinalLabel.objects.get(dialogue=dialogue).computed_at == first.computed_at
 
     # when the decision changes, the fingerprint does and the row is rewritten
-    map_other(
-        taxonomy=taxonomy,
-        text="phishing",
-        category=_category("Fraud/Deception"),
-        lead=lead,
-    )
+    _map(taxonomy, "phishing", "Fraud/Deception", lead)
     derive_batch(dialogue.batch)
     second = FinalLabel.objects.get(dialogue=dialogue)
     assert second.violated_categories == ["Fraud/Deception", "Violence"]
@@ -501,12 +458,7 @@ def test_recompute_dialogue_applies_the_mapping_too(
     phishing: tuple[Dialogue, list[Label]], lead: User
 ) -> None:
     dialogue, _ = phishing
-    map_other(
-        taxonomy=dialogue.batch.taxonomy,
-        text="phishing",
-        category=_category("Fraud/Deception"),
-        lead=lead,
-    )
+    _map(dialogue.batch.taxonomy, "phishing", "Fraud/Deception", lead)
 
     row = recompute_dialogue(dialogue.pk)
 
@@ -520,12 +472,7 @@ def test_a_mapping_of_another_taxonomy_version_does_not_apply(
 ) -> None:
     dialogue, _ = phishing
     draft = _draft_taxonomy()
-    map_other(
-        taxonomy=draft,
-        text="phishing",
-        category=_category("Manipulation", draft),
-        lead=lead,
-    )
+    _map(draft, "phishing", "Manipulation", lead)
 
     derive_batch(dialogue.batch)
 
@@ -546,12 +493,7 @@ def test_an_adjudication_keeps_the_leads_own_categories(
         annotator=lead,
     )
     Dialogue.objects.filter(pk=dialogue.pk).update(adjudicated_at=timezone.now())
-    map_other(
-        taxonomy=dialogue.batch.taxonomy,
-        text="phishing",
-        category=_category("Fraud/Deception"),
-        lead=lead,
-    )
+    _map(dialogue.batch.taxonomy, "phishing", "Fraud/Deception", lead)
 
     derive_batch(dialogue.batch)
 

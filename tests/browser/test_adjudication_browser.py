@@ -9,10 +9,10 @@ from annotation.models import (
     Batch,
     Dialogue,
     FinalLabel,
-    JuryDecision,
     LabelCategory,
 )
 from taxonomy.models import Category
+from tests.annotation.adjudication_data import annotators, judge_vote, jury_decides
 from tests.browser.conftest import screenshot
 from tests.factories import (
     PASSWORD,
@@ -20,7 +20,6 @@ from tests.factories import (
     DialogueFactory,
     LabelFactory,
     LeadFactory,
-    UserFactory,
 )
 
 pytestmark = pytest.mark.browser
@@ -32,7 +31,7 @@ def split_batch() -> tuple[Batch, list[Dialogue]]:
     """Two hostile dialogues, each voted safe, safe, unsafe by anna, ben and cleo
     (with comments), and unsafe by the jury's one judge."""
     batch = BatchFactory(name="round-5")
-    people = [UserFactory(username=n) for n in ("anna", "ben", "cleo")]
+    people = annotators("anna", "ben", "cleo")
     violence = Category.objects.get(taxonomy=batch.taxonomy, name="Violence")
     made = []
     for i in range(2):
@@ -52,20 +51,18 @@ def split_batch() -> tuple[Batch, list[Dialogue]]:
             )
             if label == "unsafe":
                 LabelCategory.objects.create(label=vote, category=violence)
-        judge = LabelFactory(
-            dialogue=dialogue,
-            kind="model",
-            annotator=None,
+        judge_vote(
+            dialogue,
+            "unsafe",
+            violence,
             judge="llama-guard-3",
             run_key="run-1",
-            label="unsafe",
             raw_output='{"User Safety": "unsafe", "Safety Categories": "Violence"}',
         )
-        LabelCategory.objects.create(label=judge, category=violence)
-        JuryDecision.objects.create(
-            dialogue=dialogue,
+        jury_decides(
+            dialogue,
+            "unsafe",
             run_key="run-1",
-            decision="unsafe",
             categories=["Violence"],
             valid_votes=1,
             total_votes=1,
