@@ -30,6 +30,7 @@ import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from django.conf import settings
 from django.db import transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts.models import User
@@ -45,10 +48,10 @@ from annotation.final_labels import derive_with_policy, refresh_batch
 from annotation.layouts import (
     AEGIS_COLUMNS,
     BadTopicRow,
+    aegis_json,
     category_block,
     csv_cell,
     guard_example_json,
-    json_object,
     topic_key,
     topic_messages,
 )
@@ -178,7 +181,7 @@ _READ = (
     "source",
     "final_label__prompt_label",
     "final_label__response_label",
-    "final_label__violated_categories",
+    "categories_text",
     "final_label__prompt_label_source",
     "final_label__response_label_source",
     "final_label__provenance",
@@ -200,6 +203,17 @@ def _group_key(prompt: str, redacted: bool, reconstruction_id: str | None) -> st
     return "prompt\x00" + hashlib.sha256(prompt.encode()).hexdigest()
 
 
+@lru_cache(maxsize=4096)
+def _joined(names: tuple[str, ...]) -> str:
+    return ", ".join(names)
+
+
+@lru_cache(maxsize=4096)
+def _category_names(text: str | None) -> tuple[str, ...]:
+    """A final label's categories from their JSON text."""
+    return tuple(json.loads(text)) if text else ()
+
+
 def _read_rows(
     batches: list[Batch], overrides: dict[int, dict[int, Final]], *, refusals: bool
 ) -> tuple[list[_Row], Counter[str]]:
@@ -210,6 +224,8 @@ def _read_rows(
     for values in (
         Dialogue.objects.filter(batch__in=batches)
         .order_by()
+        # As text: most rows share a handful of category lists, parsed once each.
+        .annotate(categories_text=Cast("final_label__violated_categories", TextField()))
         .values_list(*_READ)
         .iterator(chunk_size=5000)
     ):
@@ -233,9 +249,11 @@ def _read_rows(
         if batch_id in overrides:
             final = overrides[batch_id][pk]
             p_label, r_label = final.prompt_label, final.response_label
-            categories = list(final.violated_categories)
+            names = final.violated_categories
             p_source, r_source = final.prompt_label_source, final.response_label_source
             provenance = final.provenance
+        else:
+            names = _category_names(categories)
         refusal = augmentation == Augmentation.REFUSAL
         if refusal and not refusals:
             excluded["refusals_left_out"] += 1
@@ -246,7 +264,6 @@ def _read_rows(
         if response is not None and r_label is None:
             excluded["response_unlabelled"] += 1
             continue
-        names = list(categories or ())
         rows.append(
             _Row(
                 values={
@@ -262,7 +279,7 @@ def _read_rows(
                     )
                     if response is not None
                     else None,
-                    "violated_categories": ", ".join(names),
+                    "violated_categories": _joined(names),
                     "reconstruction_id_if_redacted": reconstruction_id
                     if redacted
                     else None,
@@ -372,7 +389,7 @@ _PARQUET_SCHEMA = pa.schema([(name, pa.string()) for name in AEGIS_COLUMNS])
 def _write_json(path: Path, rows: list[dict[str, Any]]) -> None:
     with path.open("w", encoding="utf-8", newline="\n") as out:
         out.write("[\n")
-        out.write(",\n".join(json_object(r, AEGIS_COLUMNS) for r in rows))
+        out.write(",\n".join(map(aegis_json, rows)))
         out.write("\n]\n" if rows else "]\n")
 
 

@@ -188,6 +188,22 @@ def json_object(row: Mapping[str, str | None], columns: Sequence[str]) -> str:
     return "{" + ", ".join(f"{_quote(c)}: {json_value(row[c])}" for c in columns) + "}"
 
 
+def aegis_json(row: Mapping[str, str | None]) -> str:
+    """`json_object(row, AEGIS_COLUMNS)`, spelled out: an export writes one per row."""
+    v = json_value
+    return (
+        f'{{"id": {v(row["id"])}, "prompt": {v(row["prompt"])}, '
+        f'"response": {v(row["response"])}, '
+        f'"prompt_label": {v(row["prompt_label"])}, '
+        f'"response_label": {v(row["response_label"])}, '
+        f'"prompt_label_source": {v(row["prompt_label_source"])}, '
+        f'"response_label_source": {v(row["response_label_source"])}, '
+        f'"violated_categories": {v(row["violated_categories"])}, '
+        f'"reconstruction_id_if_redacted": '
+        f"{v(row['reconstruction_id_if_redacted'])}}}"
+    )
+
+
 def _escaped(text: str) -> str:
     """`text` as the inside of a JSON string (ensure_ascii off, as the files are)."""
     return _quote(text)[1:-1]

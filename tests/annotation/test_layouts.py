@@ -7,6 +7,7 @@ import pytest
 from annotation.layouts import (
     AEGIS_COLUMNS,
     BadTopicRow,
+    aegis_json,
     category_block,
     csv_cell,
     guard_example_json,
@@ -126,8 +127,11 @@ def test_fast_sft_lines_are_json_dumps_byte_for_byte():
 
 def test_json_object_is_json_dumps_byte_for_byte():
     row = _row(id=HOSTILE, response=None, reconstruction_id_if_redacted=HOSTILE)
-    assert json_object(row, AEGIS_COLUMNS) == json.dumps(
-        {c: row[c] for c in AEGIS_COLUMNS}, ensure_ascii=False
+    expected = json.dumps({c: row[c] for c in AEGIS_COLUMNS}, ensure_ascii=False)
+    assert json_object(row, AEGIS_COLUMNS) == expected
+    assert aegis_json(row) == expected
+    assert aegis_json(_row(prompt=HOSTILE)) == json.dumps(
+        _row(prompt=HOSTILE), ensure_ascii=False
     )
 
 
