@@ -39,7 +39,12 @@ def test_seed_demo_creates_the_batch_users_and_assignments():
     assert User.objects.get(username="lead").role == Role.LEAD
     admin = User.objects.get(username="admin")
     assert (admin.role, admin.is_staff, admin.is_superuser) == (Role.ADMIN, True, True)
-    assert all(u.check_password(DEMO_PASSWORD) for u in User.objects.all())
+    people = User.objects.exclude(username__startswith="reviewer-")
+    assert all(u.check_password(DEMO_PASSWORD) for u in people)
+    # (the reviewers of demo-reviewed are imported raters without a password)
+    reviewers = User.objects.filter(username__startswith="reviewer-")
+    assert reviewers.count() == 3
+    assert not any(u.has_usable_password() for u in reviewers)
     # and every annotator is assigned to the batch
     assert set(batch.annotators.values_list("username", flat=True)) == {
         f"annotator{k}" for k in range(1, 13)
@@ -48,7 +53,7 @@ def test_seed_demo_creates_the_batch_users_and_assignments():
     assert "annotator1 .. annotator12" in output
     assert DEMO_PASSWORD in output
     # and annotators start blind: no votes, no expected answers in the metadata
-    assert Label.objects.count() == 0
+    assert Label.objects.filter(dialogue__batch=batch).count() == 0
     assert not any(
         "expected" in d.metadata or "categories" in d.metadata
         for d in Dialogue.objects.all()
@@ -74,6 +79,38 @@ def test_seed_demo_twice_changes_nothing():
     ) == before
     assert "(0 new)" in output
     assert User.objects.get(username="annotator3").check_password("my-own-secret")
+
+
+def test_the_reviewed_demo_batch_gives_the_leads_screens_something_to_show(
+    django_capture_on_commit_callbacks,
+):
+    from annotation.adjudication import adjudication_queue
+    from annotation.final_labels import derive_batch
+    from annotation.other import other_groups
+
+    # when the demo is seeded
+    with django_capture_on_commit_callbacks(execute=False):
+        output = run_seed()
+    # then demo-reviewed holds the same 40 dialogues with three reviewers' votes
+    reviewed = Batch.objects.get(name="demo-reviewed")
+    assert reviewed.dialogues.count() == 40
+    assert Label.objects.filter(dialogue__batch=reviewed).count() == 120
+    assert set(
+        Label.objects.filter(dialogue__batch=reviewed).values_list(
+            "annotator__username", flat=True
+        )
+    ) == {"reviewer-a", "reviewer-b", "reviewer-c"}
+    assert "demo-reviewed" in output
+    # and its final labels resolve the prompt-only and safe dialogues, leave some
+    # splits for adjudication and some Other texts to standardise
+    counts = derive_batch(reviewed)
+    assert counts["unanimous"] + counts.get("majority", 0) >= 10
+    assert len(adjudication_queue(batch=reviewed)) >= 5
+    groups = {g.text: g.votes for g in other_groups(batch=reviewed)}
+    assert groups["phishing kit"] >= 3
+    # and seeding again adds nothing to it
+    run_seed()
+    assert Label.objects.filter(dialogue__batch=reviewed).count() == 120
 
 
 def test_demo_file_uses_only_taxonomy_strings():
