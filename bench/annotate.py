@@ -58,7 +58,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from bench_db import drop_database, server_params
-from proc_cpu import TICK, grown, machine_ticks, postgres_pids, process_ticks
+from proc_cpu import Cpu, CpuMeter
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/8"
@@ -316,48 +316,6 @@ def gunicorn_pids(master: int) -> list[int]:
         return [master]
 
 
-@dataclass
-class Cpu:
-    """CPU seconds used in timed windows, and the machine's CPU seconds in them."""
-
-    client: float = 0.0
-    gunicorn: float = 0.0
-    postgres: float = 0.0
-    other: float = 0.0
-    window: float = 0.0
-
-    def add(self, other: "Cpu") -> None:
-        self.client += other.client
-        self.gunicorn += other.gunicorn
-        self.postgres += other.postgres
-        self.other += other.other
-        self.window += other.window
-
-
-class CpuMeter:
-    """Who used the machine's CPU between start() and stop()."""
-
-    def __init__(self, server: Server) -> None:
-        assert server.process is not None
-        self.master = server.process.pid
-        self.database = server.database
-
-    def start(self) -> None:
-        self.machine = machine_ticks()
-        self.client = sum(os.times()[:2])
-        self.gunicorn = process_ticks(gunicorn_pids(self.master))
-        self.postgres = process_ticks(postgres_pids(self.database))
-
-    def stop(self) -> Cpu:
-        busy1, total1 = machine_ticks()
-        client = sum(os.times()[:2]) - self.client
-        gunicorn = grown(self.gunicorn, process_ticks(gunicorn_pids(self.master)))
-        postgres = grown(self.postgres, process_ticks(postgres_pids(self.database)))
-        busy = (busy1 - self.machine[0]) / TICK
-        other = max(busy - client - gunicorn - postgres, 0.0)
-        return Cpu(client, gunicorn, postgres, other, (total1 - self.machine[1]) / TICK)
-
-
 # --- the annotators -------------------------------------------------------------
 
 
@@ -475,7 +433,9 @@ def drive(
     ]
     for a in annotators:
         a.start()
-    meter = CpuMeter(server)
+    assert server.process is not None
+    master = server.process.pid
+    meter = CpuMeter(lambda: gunicorn_pids(master), server.database)
     time.sleep(max(measure_from - time.perf_counter(), 0))
     meter.start()
     for a in annotators:
@@ -566,9 +526,9 @@ def print_table(results: list[Result], reference_size: int) -> None:
         c, w = r.cpu, r.cpu.window or 1.0
         print(
             f"  {pacing_name(r.pacing_ms):>12}, {r.size:>7,}: "
-            f"client {c.client / w:4.0%}, gunicorn {c.gunicorn / w:4.0%}, "
+            f"client {c.this / w:4.0%}, gunicorn {c.server / w:4.0%}, "
             f"postgres {c.postgres / w:4.0%}, other processes {c.other / w:4.0%}, "
-            f"idle {1 - (c.client + c.gunicorn + c.postgres + c.other) / w:4.0%}"
+            f"idle {1 - (c.this + c.server + c.postgres + c.other) / w:4.0%}"
         )
     for r in results:
         for example in r.samples.error_examples:

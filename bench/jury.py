@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_db import drop_database, server_params
-from proc_cpu import TICK, grown, machine_ticks, postgres_pids, process_ticks
+from proc_cpu import Cpu, CpuMeter
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/aegis_bench_jury"
@@ -331,47 +331,6 @@ def group_pids(pgid: int) -> list[int]:
     return pids
 
 
-@dataclass
-class Cpu:
-    """CPU seconds used in timed windows, and the machine's CPU seconds in them."""
-
-    bench: float = 0.0
-    worker: float = 0.0
-    postgres: float = 0.0
-    other: float = 0.0
-    window: float = 0.0
-
-    def add(self, other: "Cpu") -> None:
-        self.bench += other.bench
-        self.worker += other.worker
-        self.postgres += other.postgres
-        self.other += other.other
-        self.window += other.window
-
-
-class CpuMeter:
-    """Who used the machine's CPU between start() and stop()."""
-
-    def __init__(self, worker_pgid: int, database: str) -> None:
-        self.pgid = worker_pgid
-        self.database = database
-
-    def start(self) -> None:
-        self.machine = machine_ticks()
-        self.bench = sum(os.times()[:2])
-        self.worker = process_ticks(group_pids(self.pgid))
-        self.postgres = process_ticks(postgres_pids(self.database))
-
-    def stop(self) -> Cpu:
-        busy1, total1 = machine_ticks()
-        bench = sum(os.times()[:2]) - self.bench
-        worker = grown(self.worker, process_ticks(group_pids(self.pgid)))
-        postgres = grown(self.postgres, process_ticks(postgres_pids(self.database)))
-        busy = (busy1 - self.machine[0]) / TICK
-        other = max(busy - bench - worker - postgres, 0.0)
-        return Cpu(bench, worker, postgres, other, (total1 - self.machine[1]) / TICK)
-
-
 # --- the timings ----------------------------------------------------------------
 
 
@@ -599,10 +558,10 @@ def print_context(results: list[Result], n: int) -> None:
     print("share of the machine's CPU in the timed windows (100% = every core busy):")
     for r in results:
         c, w = r.cpu, r.cpu.window or 1.0
-        used = c.bench + c.worker + c.postgres + c.other
+        used = c.this + c.server + c.postgres + c.other
         print(
-            f"  {r.path:>10}, batch {r.size:>2}: this process {c.bench / w:4.0%}, "
-            f"worker {c.worker / w:4.0%}, postgres {c.postgres / w:4.0%}, "
+            f"  {r.path:>10}, batch {r.size:>2}: this process {c.this / w:4.0%}, "
+            f"worker {c.server / w:4.0%}, postgres {c.postgres / w:4.0%}, "
             f"other processes {c.other / w:4.0%}, idle {1 - used / w:4.0%}"
         )
 
@@ -693,7 +652,8 @@ def main() -> None:
                 for b in args.batches
                 for path in (IN_PROCESS, CELERY)
             }
-            meter = CpuMeter(worker.process.pid, database)
+            pgid = worker.process.pid
+            meter = CpuMeter(lambda: group_pids(pgid), database)
             turn = 0
             for rep in range(repeats):
                 for b in args.batches:
@@ -712,7 +672,7 @@ def main() -> None:
                             )
                         cpu = meter.stop()
                         # The judging process: the poller here is measurement.
-                        judging = cpu.bench if path == IN_PROCESS else cpu.worker
+                        judging = cpu.this if path == IN_PROCESS else cpu.server
                         sample.cpu_s = judging + cpu.postgres
                         by_key[(path, b)].cpu.add(cpu)
                         by_key[(path, b)].samples.append(sample)

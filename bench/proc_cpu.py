@@ -2,6 +2,8 @@
 process used the machine (annotate.py, jury.py)."""
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -50,3 +52,49 @@ def grown(before: dict[int, int], after: dict[int, int]) -> float:
     (a backend recycled by CONN_MAX_AGE) is lost, so this undercounts a little.
     """
     return sum(max(t - before.get(pid, 0), 0) for pid, t in after.items()) / TICK
+
+
+@dataclass
+class Cpu:
+    """CPU seconds used in timed windows, and the machine's CPU seconds in them:
+    this process (the benchmark's own client or in-process work), the server's
+    processes (gunicorn, a Celery worker), PostgreSQL's, everything else."""
+
+    this: float = 0.0
+    server: float = 0.0
+    postgres: float = 0.0
+    other: float = 0.0
+    window: float = 0.0
+
+    def add(self, other: "Cpu") -> None:
+        self.this += other.this
+        self.server += other.server
+        self.postgres += other.postgres
+        self.other += other.other
+        self.window += other.window
+
+
+class CpuMeter:
+    """Who used the machine's CPU between start() and stop().
+
+    `server_pids` lists the server's processes when called (they can come and go).
+    """
+
+    def __init__(self, server_pids: Callable[[], list[int]], database: str) -> None:
+        self.server_pids = server_pids
+        self.database = database
+
+    def start(self) -> None:
+        self.machine = machine_ticks()
+        self.this = sum(os.times()[:2])
+        self.server = process_ticks(self.server_pids())
+        self.postgres = process_ticks(postgres_pids(self.database))
+
+    def stop(self) -> Cpu:
+        busy1, total1 = machine_ticks()
+        this = sum(os.times()[:2]) - self.this
+        server = grown(self.server, process_ticks(self.server_pids()))
+        postgres = grown(self.postgres, process_ticks(postgres_pids(self.database)))
+        busy = (busy1 - self.machine[0]) / TICK
+        other = max(busy - this - server - postgres, 0.0)
+        return Cpu(this, server, postgres, other, (total1 - self.machine[1]) / TICK)
