@@ -39,15 +39,12 @@ import cProfile
 import os
 import pstats
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_db import drop_database
+from bench_db import configure_django, drop_database
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/aegis_bench_agreement"
 BATCH = "bench-agreement"
 ANNOTATORS = ("bench-ann-a", "bench-ann-b", "bench-ann-c")
@@ -56,22 +53,6 @@ LABELS = ("safe", "needs_caution", "unsafe")
 RUN_KEY = "bench-run"
 RATIO_BUDGET = 1.5
 SECONDS_BUDGET = 5.0
-
-
-def configure() -> str:
-    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
-    os.environ.update(
-        {
-            "DATABASE_URL": url,
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            # Off even under `make bench`: DEBUG keeps every query in memory.
-            "DJANGO_DEBUG": "0",
-            "DJANGO_SECRET_KEY": "bench-only",
-            "DJANGO_ALLOWED_HOSTS": "localhost",
-        }
-    )
-    sys.path.insert(0, str(ROOT))
-    return url
 
 
 # --- data --------------------------------------------------------------------------
@@ -274,7 +255,7 @@ def main() -> None:
         "--queries", action="store_true", help="print each query of one report, timed"
     )
     args = parser.parse_args()
-    url = configure()
+    url = configure_django(DEFAULT_DATABASE_URL)
     drop_database(url, create=True)
     import django
 

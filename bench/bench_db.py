@@ -1,5 +1,6 @@
 """The scratch PostgreSQL database every benchmark makes, fills and drops."""
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,3 +48,22 @@ def drop_database(url: str, *, create: bool) -> str:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         version = conn.execute("SHOW server_version").fetchone()
     return version[0].split()[0] if version else "?"
+
+
+def configure_django(default_url: str) -> str:
+    """Point Django at the benchmark's database (BENCH_DATABASE_URL, else
+    `default_url`) with production-like settings; returns the URL. Must run before
+    anything imports Django's settings."""
+    url = os.environ.get("BENCH_DATABASE_URL", default_url)
+    os.environ.update(
+        {
+            "DATABASE_URL": url,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            # Off even under `make bench`: DEBUG keeps every query in memory.
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": "bench-only",
+            "DJANGO_ALLOWED_HOSTS": "localhost",
+        }
+    )
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    return url

@@ -40,35 +40,18 @@ import os
 import pstats
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench_db import drop_database
+from bench_db import configure_django, drop_database
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/aegis_bench_export"
 BATCH = "bench-export"
 ANNOTATORS = ("bench-ann-a", "bench-ann-b", "bench-ann-c")
 RATIO_BUDGET = 2.0
 SECONDS_BUDGET = 10.0
-
-
-def configure() -> str:
-    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
-    os.environ.update(
-        {
-            "DATABASE_URL": url,
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DJANGO_DEBUG": "0",  # DEBUG keeps every query in memory
-            "DJANGO_SECRET_KEY": "bench-only",
-            "DJANGO_ALLOWED_HOSTS": "localhost",
-        }
-    )
-    sys.path.insert(0, str(ROOT))
-    return url
 
 
 def fill(n: int, seed: int) -> Any:
@@ -287,7 +270,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261128)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    url = configure()
+    url = configure_django(DEFAULT_DATABASE_URL)
     drop_database(url, create=True)
     import django
 
