@@ -15,12 +15,19 @@ STORAGES["staticfiles"] = {  # noqa: F405
 
 # pytest-xdist runs one process per core, each with its own test database; each gets
 # its own Redis database too, so one process's worker never takes another's tasks.
+# AEGIS_TEST_SLOT (0 to 3) keeps two test runs on one machine apart (a second
+# checkout, a developer's run beside CI): slot s takes Redis databases 15-2s and
+# 14-2s and media folders of its own. Give each its own DATABASE_URL name as well.
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+_slot = int(os.environ.get("AEGIS_TEST_SLOT", "0") or 0) % 4
 _broker = os.environ.get("CELERY_BROKER_URL", "")
 if _broker.startswith("redis://"):
-    _index = 15 - int(_worker.removeprefix("gw") or 0) % 8
+    _n = int(_worker.removeprefix("gw") or 0)
+    _index = 15 - (_n % 8 if not _slot else 2 * _slot + _n % 2)
     CELERY_BROKER_URL = _broker.rsplit("/", 1)[0] + f"/{_index}"
     # Celery reads this environment variable before any setting: point it there too,
     # or every process would share (and steal from) one queue.
     os.environ["CELERY_BROKER_URL"] = CELERY_BROKER_URL
-MEDIA_ROOT = DATA_DIR / f"test-media-{_worker}"
+MEDIA_ROOT = DATA_DIR / (
+    f"test-media-{_worker}" if not _slot else f"test-media-{_slot}-{_worker}"
+)

@@ -13,9 +13,10 @@ PROBE = (
 )
 
 
-def broker_for(worker: str) -> str:
+def broker_for(worker: str, slot: str = "") -> str:
     env = {
         **os.environ,
+        "AEGIS_TEST_SLOT": slot,
         "DJANGO_SETTINGS_MODULE": "config.settings_test",
         "CELERY_BROKER_URL": "redis://127.0.0.1:6379/15",
         "PYTEST_XDIST_WORKER": worker,
@@ -30,3 +31,9 @@ def broker_for(worker: str) -> str:
 def test_each_test_process_uses_its_own_broker_database():
     assert broker_for("gw0") == "redis://127.0.0.1:6379/15"
     assert broker_for("gw1") == "redis://127.0.0.1:6379/14"
+
+
+def test_a_second_test_run_in_another_slot_uses_other_broker_databases():
+    assert broker_for("gw0", slot="1") == "redis://127.0.0.1:6379/13"
+    assert broker_for("gw1", slot="1") == "redis://127.0.0.1:6379/12"
+    assert broker_for("gw1", slot="3") == "redis://127.0.0.1:6379/8"
