@@ -80,6 +80,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Innermost: it sees a view's PermissionDenied and Http404 first.
+    "config.error_pages.ErrorPagesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -153,6 +155,9 @@ STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"
 WHITENOISE_AUTOREFRESH = (
     DEBUG  # serve from the finders in development, no collectstatic
 )
+# Files browsers ask for at the site's root (/favicon.ico, /apple-touch-icon.png),
+# on pages that do not link an icon (the admin, JSON, a browser's first guess).
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"
 # Uploads and export snapshots: one folder that web and workers share.
 MEDIA_ROOT = Path(os.environ.get("AEGIS_MEDIA_ROOT", DATA_DIR / "media"))
 STORAGES = {

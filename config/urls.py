@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 from annotation import api as annotation_api
 from annotation import api_adjudication, api_export, api_work
 from annotation import views as annotation_views
+from config import error_pages
 
 api_v1 = [
     path("batches", annotation_api.BatchListView.as_view(), name="batches"),
@@ -70,3 +71,9 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
 ]
+
+# With DEBUG off Django calls these; ErrorPagesMiddleware renders the same pages with
+# DEBUG on.
+handler403 = error_pages.permission_denied
+handler404 = error_pages.page_not_found
+handler500 = error_pages.server_error

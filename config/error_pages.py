@@ -1,0 +1,114 @@
+"""Error pages in the app's layout (403, 404, 500), JSON errors for the API.
+
+Django's own handlers only run with DEBUG off; `make run` runs with DEBUG on, where a
+404 would be Django's technical page and a 403 is logged with a traceback. The
+middleware renders the same pages in both modes, so what a person sees does not
+depend on how the server was started; a 500 keeps Django's debug page under DEBUG,
+where the traceback is what a developer needs.
+"""
+
+import logging
+from collections.abc import Callable
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+from django.utils.http import url_has_allowed_host_and_scheme
+
+logger = logging.getLogger(__name__)
+
+TITLES = {
+    403: "You cannot open this page",
+    404: "There is no such page",
+    500: "Something went wrong on our side",
+}
+DEFAULT_MESSAGES = {
+    403: "Your role does not give you access to it.",
+    404: "The address may be mistyped, or what it showed was removed.",
+    500: "The error is logged. Your saved work is safe; try again in a moment.",
+}
+API_MESSAGES = {403: "Forbidden.", 404: "Not found.", 500: "Server error."}
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def _back_url(request: HttpRequest) -> str:
+    """The page the person came from, when it is one of ours."""
+    referer = request.META.get("HTTP_REFERER", "")
+    if referer and url_has_allowed_host_and_scheme(
+        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return referer
+    return ""
+
+
+def error_response(
+    request: HttpRequest, status: int, message: str = ""
+) -> HttpResponse:
+    """The error page for `status`: JSON under /api/, else the app's layout."""
+    if _is_api(request):
+        return JsonResponse({"detail": message or API_MESSAGES[status]}, status=status)
+    context = {
+        "status": status,
+        "title": TITLES[status],
+        "message": message or DEFAULT_MESSAGES[status],
+        "back_url": _back_url(request),
+    }
+    try:
+        html = render_to_string(f"{status}.html", context, request=request)
+    except Exception:  # a 500 page must render even when the database is down
+        logger.exception("the %s page could not be rendered", status)
+        html = render_to_string("500_plain.html", context)
+    response = HttpResponse(html, status=status)
+    response.aegis_error_page = True  # type: ignore[attr-defined]
+    return response
+
+
+def _message(exception: Exception | None) -> str:
+    """The refusal's own words ("This page is for leads."), if it has any."""
+    return str(exception.args[0]) if exception and exception.args else ""
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return error_response(request, 403, _message(exception))
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return error_response(request, 404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    return error_response(request, 500)
+
+
+class ErrorPagesMiddleware:
+    """Renders our 403 and 404 pages in every mode (see the module's docstring).
+
+    A view's PermissionDenied or Http404 is answered here, so Django logs one line
+    ("Forbidden: /batches/") instead of a traceback; a URL that matches no pattern
+    never reaches a view, so its 404 is replaced on the way out.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code == 404
+            and getattr(request, "resolver_match", None) is None
+            and not getattr(response, "aegis_error_page", False)
+        ):
+            return error_response(request, 404)
+        return response
+
+    def process_exception(
+        self, request: HttpRequest, exception: Exception
+    ) -> HttpResponse | None:
+        if isinstance(exception, PermissionDenied):
+            return error_response(request, 403, _message(exception))
+        if isinstance(exception, Http404):
+            return error_response(request, 404)
+        return None
