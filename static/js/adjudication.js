@@ -88,9 +88,33 @@
     if (message && !window.confirm(message)) e.preventDefault();
   }, true);
 
-  // A refused decision: its message gets the focus, so a screen reader reads it.
+  // The control of a field whose errors are in `box`: the checked radio of its
+  // group, else its first input, or its select. Never a text field: letters typed
+  // there would not be keys any more (the note keeps its text; Alt+C enters it).
+  function controlOf(box) {
+    var holder = box.closest("fieldset") || box.closest(".field");
+    if (!holder) return null;
+    var control = holder.querySelector("input:checked") || holder.querySelector("input, select");
+    if (!control) return null;
+    if (control.tagName === "SELECT") return control;
+    return typing(control) ? null : control;
+  }
+
+  // A refused decision: the page goes to the first field in error (the reason may be
+  // below the fold) and focuses it; the message at the top is an alert a screen
+  // reader reads at once. A conflict has no field: its message gets the focus.
   document.addEventListener("DOMContentLoaded", function () {
+    var f = form();
     var problem = $("#decision-form .form-errors");
-    if (problem) { problem.setAttribute("tabindex", "-1"); problem.focus(); }
+    if (!f || !problem) return;
+    var first = Array.prototype.find.call(
+      f.querySelectorAll(".field-errors"), function (box) { return box.textContent.trim() !== ""; });
+    var control = first ? controlOf(first) : null;
+    var target = control || problem;
+    if (!control) target.setAttribute("tabindex", "-1");
+    target.scrollIntoView({ block: "center" });
+    target.focus({ preventScroll: true });
+    var field = first && (first.closest(".field") || first.closest("fieldset"));
+    if (field) field.classList.add("has-error");
   });
 })();

@@ -1,6 +1,8 @@
 // The labelling page's keyboard and small behaviours. Plain JavaScript, no build step.
 // Labels on digits, categories on letters, commands on Alt or Ctrl (DESIGN section 8),
-// so a hotkey never clashes with typing: letters and digits are ignored in text fields.
+// so a hotkey never clashes with typing: letters and digits are ignored in text fields,
+// and a text field only has the focus when the annotator put it there (Alt+O, Alt+C,
+// a click); after every swap the focus goes back to the form.
 (function () {
   "use strict";
 
@@ -23,11 +25,17 @@
     return tag === "input" && ["text", "search", "email", "number", "password"].indexOf(target.type) !== -1;
   }
 
+  function clearToasts() {
+    var box = $("#toasts");
+    if (box) box.querySelectorAll(".toast").forEach(function (t) { t.remove(); });
+  }
+
   function toast(message, level) {
     var box = $("#toasts");
     if (!box) return;
-    // One message at a time: a stack of "Saved." would cover the form.
-    box.querySelectorAll(".toast:not(.error)").forEach(function (t) { t.remove(); });
+    // One result at a time: a new one replaces the old, so "Saved." never stands
+    // beside "not saved".
+    clearToasts();
     var el = document.createElement("div");
     el.className = "toast " + (level || "success");
     el.textContent = message; // never HTML: messages may quote dialogue text
@@ -46,10 +54,19 @@
     if (input.type === "radio") { input.checked = true; }
     else { input.checked = !input.checked; }
     input.dispatchEvent(new Event("change", { bubbles: true }));
-    if (input.dataset.needsText && input.checked) {
-      var other = $("#other-text");
-      if (other) other.focus();
-    }
+    // Ticking Other does not move into its text box: the next letter may be another
+    // category. The box shows that it wants text (app.css); Alt+O enters it.
+  }
+
+  // Where the focus goes after a swap (next dialogue, undo, edit, a refused vote):
+  // the first error, else the form, never a text field. htmx puts the focus back
+  // into an element with the old one's id, and the Other box would take letters.
+  function settleFocus() {
+    var ws = workspace();
+    if (!ws) return;
+    var target = $("#vote-form .form-errors") || form() || ws;
+    if (!target.hasAttribute("tabindex")) target.setAttribute("tabindex", "-1");
+    target.focus({ preventScroll: !target.classList.contains("form-errors") });
   }
 
   function showDialog(id) {
@@ -176,17 +193,22 @@
     if (field) field.value = String(Math.round(performance.now() - shownAt));
   }, true);
 
-  document.addEventListener("htmx:afterSwap", function (e) {
-    if (e.detail && e.detail.target && e.detail.target.id === "workspace") {
-      shownAt = performance.now();
-    }
+  function isWorkspaceSwap(e) {
+    return e.detail && e.detail.target && e.detail.target.id === "workspace";
+  }
+  // A new action's result replaces the last one's toast (its own toast, if any,
+  // arrives with the response).
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    if (isWorkspaceSwap(e)) clearToasts();
   });
-  document.addEventListener("htmx:afterSettle", function () {
+  document.addEventListener("htmx:afterSwap", function (e) {
+    if (!isWorkspaceSwap(e)) return;
+    shownAt = performance.now();
     // (An open skip or flag dialog left with the old fragment; never close one here:
     // the annotator may already have opened the new fragment's.)
-    var errors = $("#vote-form .form-errors");
-    if (errors) { errors.setAttribute("tabindex", "-1"); errors.focus(); }
+    settleFocus();
   });
+
   document.body.addEventListener("toast", function (e) {
     toast(e.detail.message, e.detail.level);
   });
