@@ -13,7 +13,8 @@ derived again after the commit, in a transaction of their own
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from django.db import transaction
 from django.db.models import (
@@ -29,8 +30,13 @@ from django.db.models.functions import Substr
 from django.utils import timezone
 
 from accounts.models import User
-from annotation.derivation import DEFENSIVE, human_majority
-from annotation.final_labels import derive_batch, recompute_on_commit, refresh_batch
+from annotation.derivation import DEFENSIVE, AdjudicationIn, human_majority
+from annotation.final_labels import (
+    derive_batch,
+    derive_with_adjudication,
+    recompute_on_commit,
+    refresh_batch,
+)
 from annotation.models import (
     Adjudication,
     AdjudicationReason,
@@ -124,6 +130,23 @@ class QueueItem:
     reasons: list[str]
     agreement: float | None
     categories: list[str]
+    # Human votes so far and the batch's required count: a dialogue whose votes are
+    # not all in is listed only when asked (its split may still resolve itself).
+    votes: int = 0
+    required: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.votes >= self.required
+
+
+@dataclass(frozen=True)
+class Queue:
+    """The queue, and how many dialogues it left out because they are still waiting
+    for votes (each would have a reason to be here, but more votes may settle it)."""
+
+    items: list[QueueItem]
+    waiting: int
 
 
 def _binary_counts(counts: dict[str, int], policy: str) -> tuple[int, int]:
@@ -195,14 +218,34 @@ def adjudication_queue(
     batch: Batch | None = None,
     category: str | None = None,
     reason: str | None = None,
+    include_incomplete: bool = False,
 ) -> list[QueueItem]:
+    """The dialogues that need a lead (see `read_queue`)."""
+    return read_queue(
+        batch=batch,
+        category=category,
+        reason=reason,
+        include_incomplete=include_incomplete,
+    ).items
+
+
+def read_queue(
+    *,
+    batch: Batch | None = None,
+    category: str | None = None,
+    reason: str | None = None,
+    include_incomplete: bool = False,
+) -> Queue:
     """The dialogues that need a lead, lowest agreement first, then by id.
 
     One query: dialogues not adjudicated (gold items have their answer and are left
     out) with their human vote counts, latest jury decision, open flags and stored
     final label, narrowed in SQL to those that can have a reason; `queue_reasons`
     decides. `category` is a category name of the final label's categories, `reason`
-    one of `REASONS`.
+    one of `REASONS`. A dialogue with fewer human votes than its batch requires is
+    counted in `waiting` instead of listed, unless `include_incomplete`; an open flag
+    is listed whatever the votes (an annotator asked for a lead), with that reason
+    alone.
     """
     if reason is not None and reason not in REASONS:
         raise ValueError(f"reason must be one of {', '.join(REASONS)}, not {reason!r}")
@@ -245,6 +288,7 @@ def adjudication_queue(
             "batch__name",
             "batch__needs_caution_policy",
             "batch__asks_response_label",
+            "batch__labels_required",
             "final_label__unresolved_reason",
             "final_label__violated_categories",
             "jury",
@@ -253,30 +297,47 @@ def adjudication_queue(
         )
     )
     items: list[QueueItem] = []
+    waiting = 0
     for row in rows:
-        reasons, agreement = queue_reasons(
-            votes={label: row[f"n_{label}"] for label in _LABELS},
-            response_votes={label: row[f"r_{label}"] for label in _LABELS},
-            policy=row["batch__needs_caution_policy"],
-            asks_response_label=row["batch__asks_response_label"],
-            jury=row["jury"],
-            unresolved_reason=row["final_label__unresolved_reason"] or "",
-            flagged=row["flagged"],
-        )
-        if not reasons or (reason is not None and reason not in reasons):
+        item = _queue_item(row)
+        if item is None or (reason is not None and reason not in item.reasons):
             continue
-        items.append(
-            QueueItem(
-                dialogue_id=row["id"],
-                batch=row["batch__name"],
-                reasons=reasons,
-                agreement=agreement,
-                categories=list(row["final_label__violated_categories"] or []),
-            )
-        )
+        if not item.complete and not include_incomplete:
+            if FLAGGED not in item.reasons:
+                waiting += 1
+                continue
+            if reason not in (None, FLAGGED):
+                continue  # it is here for its flag only; its split may settle
+            item = replace(item, reasons=[FLAGGED], agreement=None)
+        items.append(item)
     # No human votes (a flag, the jury alone) says nothing about agreement: last.
     items.sort(key=lambda i: (i.agreement is None, i.agreement or 0.0, i.dialogue_id))
-    return items
+    return Queue(items=items, waiting=waiting)
+
+
+def _queue_item(row: dict[str, Any]) -> QueueItem | None:
+    """A row of `read_queue`'s query as an item with every reason it has, or None."""
+    votes = {label: row[f"n_{label}"] for label in _LABELS}
+    reasons, agreement = queue_reasons(
+        votes=votes,
+        response_votes={label: row[f"r_{label}"] for label in _LABELS},
+        policy=row["batch__needs_caution_policy"],
+        asks_response_label=row["batch__asks_response_label"],
+        jury=row["jury"],
+        unresolved_reason=row["final_label__unresolved_reason"] or "",
+        flagged=row["flagged"],
+    )
+    if not reasons:
+        return None
+    return QueueItem(
+        dialogue_id=row["id"],
+        batch=row["batch__name"],
+        reasons=reasons,
+        agreement=agreement,
+        categories=list(row["final_label__violated_categories"] or []),
+        votes=sum(votes.values()),
+        required=row["batch__labels_required"],
+    )
 
 
 # --- decisions ----------------------------------------------------------------------
@@ -347,7 +408,34 @@ def _checked(dialogue: Dialogue, decision: DecisionIn) -> list[str]:
         )
     if problems:
         raise AdjudicationInvalid(problems)
-    return [c.name for c in categories]
+    names = [c.name for c in categories]
+    _check_resolves(dialogue, decision, names)
+    return names
+
+
+def _check_resolves(dialogue: Dialogue, decision: DecisionIn, names: list[str]) -> None:
+    """A decision resolves the dialogue or is refused saying why: "by the rules" can
+    leave the response open (an unsafe prompt whose response the jury has not
+    decided, a tie of human response labels)."""
+    if decision.response_label is not None or not dialogue.has_response:
+        return
+    final = derive_with_adjudication(
+        dialogue, AdjudicationIn(decision.prompt_label, None, tuple(names))
+    )
+    if final.is_resolved:
+        return
+    missing = final.unresolved_reason.removeprefix(
+        "adjudication left the response open; "
+    )
+    raise AdjudicationInvalid(
+        [
+            VoteProblem(
+                "response_label",
+                f"by the rules the response cannot be decided ({missing}): "
+                "choose safe or unsafe for it",
+            )
+        ]
+    )
 
 
 def _conflict(

@@ -46,6 +46,9 @@ class QueueFilterForm(forms.Form):
         required=False,
         choices=[("", "Any reason"), *REASON_LABELS.items()],
     )
+    incomplete = forms.BooleanField(
+        required=False, label="Also dialogues still waiting for votes"
+    )
 
     def __init__(self, *args: Any, category_names: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -62,6 +65,7 @@ class QueueFilterForm(forms.Form):
             "batch": data.get("batch") or None,
             "category": data.get("category") or None,
             "reason": data.get("reason") or None,
+            "include_incomplete": bool(data.get("incomplete")),
         }
 
 

@@ -30,6 +30,7 @@ from annotation.adjudication import (
     adjudication_queue,
     dialogue_case,
     queue_rows,
+    read_queue,
     reopen,
     unanimous_counts,
 )
@@ -49,7 +50,7 @@ QUEUE_PAGE = "annotation/adjudication/queue.html"
 CASE_PAGE = "annotation/adjudication/adjudicate.html"
 PER_PAGE = 50
 # What the pages carry from one to the next: the queue's filters and the name toggle.
-CARRIED = ("batch", "category", "reason", "names")
+CARRIED = ("batch", "category", "reason", "incomplete", "names")
 # The form's fields that show their own errors; others are listed at the top.
 FORM_FIELDS = ("prompt_label", "response_label", "categories", "confidence", "reason")
 EMPTY_DECISION: dict[str, Any] = {
@@ -84,7 +85,7 @@ def _case_url(dialogue_id: int, params: QueryDict) -> str:
 
 def _category_names() -> list[str]:
     """Every category name of every taxonomy version, once each, for the filter."""
-    names = Category.objects.order_by("order", "name").values_list("name", flat=True)
+    names = Category.objects.displayed().values_list("name", flat=True)
     return list(dict.fromkeys(names))
 
 
@@ -109,8 +110,8 @@ def _vote_summary(votes: dict[str, int]) -> list[tuple[str, str, int]]:
 def queue(request: HtmxHttpRequest) -> HttpResponse:
     form = QueueFilterForm(request.GET, category_names=_category_names())
     filters = form.filters()
-    items = adjudication_queue(**filters)
-    page = Paginator(items, PER_PAGE).get_page(request.GET.get("page"))
+    queue = read_queue(**filters)
+    page = Paginator(queue.items, PER_PAGE).get_page(request.GET.get("page"))
     shown: list[QueueItem] = list(page.object_list)
     details = queue_rows([item.dialogue_id for item in shown])
     carried = _carried(request.GET)
@@ -119,6 +120,7 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
             "item": item,
             "detail": details[item.dialogue_id],
             "reasons": [(r, REASON_LABELS[r]) for r in item.reasons],
+            "waiting": not item.complete,
             "percent": None if item.agreement is None else round(100 * item.agreement),
             "votes": _vote_summary(details[item.dialogue_id].votes),
             "url": _case_url(item.dialogue_id, request.GET),
@@ -139,6 +141,11 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
         "page": page,
         "rows": rows,
         "filtered": any(filters.values()),
+        "waiting": queue.waiting,
+        "widen_url": _with_query(
+            reverse("annotation:adjudication_queue"),
+            _carried(request.GET, incomplete="1"),
+        ),
         "previous_url": page_url(page.previous_page_number())
         if page.has_previous()
         else None,
@@ -272,9 +279,24 @@ def _render_case(
         "response_choices": list(zip("456", LabelValue.choices, strict=True)),
         "confidence_choices": list(zip("789", Confidence.choices, strict=True)),
         "decision_reasons": DECISION_REASONS,
+        "rules_hint": _rules_hint(case),
         "nav": "adjudication",
     }
     return render(request, CASE_PAGE, context)
+
+
+def _rules_hint(case: DialogueCase) -> str:
+    """What "by the rules" gives the response (DESIGN section 3), in words."""
+    if case.dialogue.batch.asks_response_label:
+        return "the annotators' response labels decide (their majority)"
+    latest = case.jury_decisions[0] if case.jury_decisions else None
+    if latest is None:
+        jury = "the jury's, which has not judged it: choose one instead"
+    elif latest.decision in ("safe", "unsafe"):
+        jury = f"the jury's: {latest.decision}"
+    else:
+        jury = "the jury's, which needs review: choose one instead"
+    return f"safe when the prompt is safe; for an unsafe prompt, {jury}"
 
 
 def _form_errors(form: DecisionForm) -> dict[str, list[str]]:

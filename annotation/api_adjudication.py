@@ -27,9 +27,9 @@ from annotation.adjudication import (
     DecisionIn,
     accept_unanimous,
     adjudicate,
-    adjudication_queue,
     dialogue_case,
     queue_rows,
+    read_queue,
     reopen,
 )
 from annotation.adjudication_forms import DECISION_REASONS
@@ -229,12 +229,18 @@ class QueueItemOut(serializers.Serializer):
     votes = serializers.DictField(child=serializers.IntegerField())
     jury = serializers.CharField(allow_null=True)
     prompt_excerpt = serializers.CharField()
+    human_votes = serializers.IntegerField()
+    votes_required = serializers.IntegerField()
 
 
 class QueuePageOut(serializers.Serializer):
     count = serializers.IntegerField()
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
+    waiting_for_votes = serializers.IntegerField(
+        help_text="Dialogues left out: they would need a lead, but their human votes "
+        "are not all in (include_incomplete=true lists them)."
+    )
     results = QueueItemOut(many=True)
 
 
@@ -257,6 +263,11 @@ class QueueQueryIn(serializers.Serializer):
         required=False, help_text="A category name of the final label."
     )
     reason = serializers.ChoiceField(choices=REASONS, required=False)
+    include_incomplete = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Also list dialogues whose human votes are not all in yet.",
+    )
 
     def validate_batch(self, name: str) -> Batch:
         batch = Batch.objects.filter(name=name).first()
@@ -324,13 +335,14 @@ class QueueView(APIView):
         query = QueueQueryIn(data=request.query_params)
         query.is_valid(raise_exception=True)
         filters: dict[str, Any] = query.validated_data
-        items = adjudication_queue(
+        queue = read_queue(
             batch=filters.get("batch"),
             category=filters.get("category") or None,
             reason=filters.get("reason") or None,
+            include_incomplete=filters["include_incomplete"],
         )
         paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(items, request, view=self) or []
+        page = paginator.paginate_queryset(queue.items, request, view=self) or []
         rows = queue_rows([item.dialogue_id for item in page])
         results = [
             {
@@ -343,11 +355,17 @@ class QueueView(APIView):
                 "votes": rows[item.dialogue_id].votes,
                 "jury": rows[item.dialogue_id].jury,
                 "prompt_excerpt": rows[item.dialogue_id].prompt_excerpt,
+                "human_votes": item.votes,
+                "votes_required": item.required,
             }
             for item in page
             if item.dialogue_id in rows
         ]
-        return paginator.get_paginated_response(QueueItemOut(results, many=True).data)
+        response = paginator.get_paginated_response(
+            QueueItemOut(results, many=True).data
+        )
+        response.data["waiting_for_votes"] = queue.waiting
+        return response
 
 
 class CaseView(APIView):

@@ -139,6 +139,29 @@ def _response_after(
     return jury.decision, SOURCE_JURY, ""
 
 
+def response_by_rules(
+    *,
+    prompt_label: str,
+    votes: Sequence[HumanVote],
+    policy: str,
+    asks_response_label: bool,
+    jury: JuryIn | None,
+) -> tuple[str | None, str | None, str]:
+    """The response's label, its source and what is missing (DESIGN section 3),
+    given the prompt's final label: in a batch that asks for response labels, the
+    majority of the human response labels; otherwise from the prompt label and the
+    jury (`_response_after`)."""
+    if not asks_response_label:
+        return _response_after(prompt_label, jury)
+    given = [v.response_label for v in votes if v.response_label is not None]
+    if not given:
+        return None, None, "no human response labels"
+    response = human_majority(given, policy)
+    if response is None:
+        return None, None, "response: tie after the policy"
+    return response, SOURCE_HUMAN, ""
+
+
 def derive(
     *,
     votes: Sequence[HumanVote],
@@ -153,7 +176,7 @@ def derive(
     """The final labels of one dialogue (DESIGN section 3), in this order of rules:
 
     1. an adjudication overrides everything (source `adjudicated`); a response it
-       leaves open follows rule 4 from the adjudicated prompt label;
+       leaves open follows rule 4 with the adjudicated prompt label;
     2. fewer human votes than `labels_required`: the imported reference label if
        there is one (`imported`: Aegis 2.0 rows, refusals), else unresolved;
     3. prompt: the human majority (3-way, then the policy); a tie is unresolved;
@@ -176,7 +199,13 @@ def derive(
                 response = binary(adjudication.response_label, policy)
                 source = SOURCE_ADJUDICATED
             else:
-                response, source, missing = _response_after(prompt, jury)
+                response, source, missing = response_by_rules(
+                    prompt_label=prompt,
+                    votes=votes,
+                    policy=policy,
+                    asks_response_label=asks_response_label,
+                    jury=jury,
+                )
         return Final(
             prompt,
             response,
@@ -204,16 +233,13 @@ def derive(
     prompt = prompt_or_none
     response, source, missing = None, None, ""
     if has_response:
-        if asks_response_label:
-            given = [v.response_label for v in votes if v.response_label is not None]
-            response = human_majority(given, policy)
-            source = SOURCE_HUMAN if response is not None else None
-            if not given:
-                missing = "no human response labels"
-            elif response is None:
-                missing = "response: tie after the policy"
-        else:
-            response, source, missing = _response_after(prompt, jury)
+        response, source, missing = response_by_rules(
+            prompt_label=prompt,
+            votes=votes,
+            policy=policy,
+            asks_response_label=asks_response_label,
+            jury=jury,
+        )
     if missing:
         provenance = UNRESOLVED
     elif source == SOURCE_JURY:

@@ -25,8 +25,8 @@ DECISION: dict[str, Any] = {
     "reason": "annotator_error",
     "note": "Asks how to hurt a neighbour.",
 }
-# The same as the decision form posts it, with the response left to the rules.
-FORM_DECISION = DECISION | {"response_label": ""}
+# The same as the decision form posts it (the response chosen with its key, 4).
+FORM_DECISION = dict(DECISION)
 
 
 def annotators(*names: str) -> list[User]:

@@ -17,11 +17,13 @@ from annotation.adjudication import (
     AdjudicationInvalid,
     NotAdjudicated,
     NotALead,
+    Queue,
     QueueItem,
     accept_unanimous,
     adjudicate,
     adjudication_queue,
     adjudication_version,
+    read_queue,
     reopen,
 )
 from annotation.final_labels import derive_batch
@@ -73,7 +75,7 @@ def test_a_tie_is_queued_as_tie_and_split_with_agreement_one_half():
     items = adjudication_queue()
     # then
     assert items == [
-        QueueItem(dialogue.pk, "pairs", ["tie", "split"], 0.5, ["Violence"])
+        QueueItem(dialogue.pk, "pairs", ["tie", "split"], 0.5, ["Violence"], 2, 2)
     ]
 
 
@@ -169,7 +171,7 @@ def test_open_flags_are_queued_and_resolved_ones_are_not(batch: Batch):
     # when
     items = adjudication_queue()
     # then
-    assert items == [QueueItem(flagged.pk, "adj", ["flagged"], None, [])]
+    assert items == [QueueItem(flagged.pk, "adj", ["flagged"], None, [], 0, 3)]
 
 
 def test_unanimous_gold_and_adjudicated_dialogues_are_left_out(batch: Batch):
@@ -201,8 +203,8 @@ def test_lowest_agreement_first_then_id_and_no_votes_last(batch: Batch):
     add_votes(two_thirds_a, "unsafe", "unsafe", "safe")
     two_thirds_b = DialogueFactory(batch=batch)
     add_votes(two_thirds_b, "safe", "safe", "unsafe")
-    # when
-    items = adjudication_queue()
+    # when (the dialogues with three votes of four are asked for too)
+    items = adjudication_queue(include_incomplete=True)
     # then
     assert [i.dialogue_id for i in items] == [
         two_thirds_a.pk,
@@ -211,6 +213,45 @@ def test_lowest_agreement_first_then_id_and_no_votes_last(batch: Batch):
         jury.pk,
         flagged.pk,
     ]
+
+
+def test_dialogues_still_waiting_for_votes_are_counted_not_listed(batch: Batch):
+    # given a split with all three votes, splits with one and two of three, one of
+    # them flagged, and a lone unsafe vote the jury called safe
+    complete = DialogueFactory(batch=batch)
+    add_votes(complete, "safe", "safe", "unsafe")
+    one_of_three = DialogueFactory(batch=batch)
+    add_votes(one_of_three, "unsafe")
+    jury_decides(one_of_three, "safe")
+    two_of_three = DialogueFactory(batch=batch)
+    add_votes(two_of_three, "safe", "unsafe")
+    flagged = DialogueFactory(batch=batch)
+    add_votes(flagged, "safe", "unsafe")
+    Flag.objects.create(dialogue=flagged, annotator=UserFactory(), reason="other")
+    derive_batch(batch)
+
+    # when the queue is read by default, and widened
+    default = read_queue()
+    widened = read_queue(include_incomplete=True)
+
+    # then by default only the complete split and the flag (for its flag alone) are
+    # listed, and the two others are counted as waiting
+    assert [(i.dialogue_id, i.reasons) for i in default.items] == [
+        (complete.pk, ["split"]),
+        (flagged.pk, ["flagged"]),
+    ]
+    assert default.waiting == 2
+    # and widened, everything is listed with every reason and its vote count
+    assert {i.dialogue_id: (i.reasons, i.votes, i.complete) for i in widened.items} == {
+        complete.pk: (["split"], 3, True),
+        one_of_three.pk: (["humans_vs_jury"], 1, False),
+        two_of_three.pk: (["split"], 2, False),
+        flagged.pk: (["split", "flagged"], 2, False),
+    }
+    assert widened.waiting == 0
+    # and a reason filter counts only the waiting dialogues with that reason
+    assert read_queue(reason="humans_vs_jury") == Queue(items=[], waiting=1)
+    assert read_queue(reason="flagged").items[0].dialogue_id == flagged.pk
 
 
 def test_filters_by_batch_category_and_reason(batch: Batch):
@@ -402,6 +443,106 @@ def test_a_response_label_needs_a_response(batch: Batch):
     assert refused.value.by_field() == {
         "response_label": ["the dialogue has no response"]
     }
+
+
+def test_by_the_rules_without_a_jury_decision_is_refused_saying_why(batch: Batch):
+    # given unsafe, unsafe, safe on a dialogue with a response the jury never saw
+    # (demo-002 in the demo: its decision "by the rules" left it unresolved)
+    dialogue = DialogueFactory(batch=batch)
+    add_votes(dialogue, "unsafe", "unsafe", "safe")
+    derive_batch(batch)
+    # when a lead decides the prompt unsafe and leaves the response to the rules
+    with pytest.raises(AdjudicationInvalid) as refused:
+        adjudicate(
+            dialogue_id=dialogue.pk,
+            lead=LeadFactory(),
+            **DECISION | {"response_label": None},
+        )
+    # then the response field says why, and nothing is written
+    assert refused.value.by_field() == {
+        "response_label": [
+            "by the rules the response cannot be decided (response needs the jury: "
+            "no decision): choose safe or unsafe for it"
+        ]
+    }
+    assert not Adjudication.objects.exists()
+    assert not Label.objects.filter(kind=VoteKind.ADJUDICATED).exists()
+    dialogue.refresh_from_db()
+    assert dialogue.adjudicated_at is None
+
+
+@pytest.mark.parametrize(
+    ("prompt_label", "jury", "response", "source"),
+    [
+        ("unsafe", "unsafe", "unsafe", "llm_jury"),  # the jury decides an unsafe one
+        ("safe", None, "safe", "human"),  # a safe prompt makes the response safe
+    ],
+)
+def test_by_the_rules_resolves_when_the_rules_can(
+    batch: Batch,
+    django_capture_on_commit_callbacks,
+    prompt_label: str,
+    jury: str | None,
+    response: str,
+    source: str,
+):
+    # given a split dialogue, with or without the jury's decision
+    dialogue = DialogueFactory(batch=batch)
+    add_votes(dialogue, "unsafe", "unsafe", "safe")
+    if jury:
+        jury_decides(dialogue, jury, categories=["Violence"])
+    # when the lead leaves the response to the rules
+    with django_capture_on_commit_callbacks(execute=True):
+        adjudicate(
+            dialogue_id=dialogue.pk,
+            lead=LeadFactory(),
+            **DECISION
+            | {
+                "prompt_label": prompt_label,
+                "response_label": None,
+                "categories": ["Violence"] if prompt_label == "unsafe" else [],
+            },
+        )
+    # then the dialogue is resolved by the decision, the response by the rules
+    final = FinalLabel.objects.get(dialogue=dialogue)
+    assert (final.provenance, final.response_label, final.response_label_source) == (
+        "adjudicated",
+        response,
+        source,
+    )
+
+
+def test_by_the_rules_follows_the_human_response_labels_when_the_batch_has_them(
+    django_capture_on_commit_callbacks,
+):
+    # given a batch that asks for response labels: two say the response is unsafe
+    batch = BatchFactory(name="resp", asks_response_label=True)
+    dialogue = DialogueFactory(batch=batch)
+    for label, response_label in [
+        ("unsafe", "unsafe"),
+        ("unsafe", "unsafe"),
+        ("safe", "safe"),
+    ]:
+        LabelFactory(dialogue=dialogue, label=label, response_label=response_label)
+    # when a lead decides only the prompt
+    with django_capture_on_commit_callbacks(execute=True):
+        adjudicate(
+            dialogue_id=dialogue.pk,
+            lead=LeadFactory(),
+            **DECISION
+            | {
+                "categories": [],
+                "prompt_label": "needs_caution",
+                "response_label": None,
+            },
+        )
+    # then the response is the humans' majority, not the jury's (which never ran)
+    final = FinalLabel.objects.get(dialogue=dialogue)
+    assert (final.provenance, final.response_label, final.response_label_source) == (
+        "adjudicated",
+        "unsafe",
+        "human",
+    )
 
 
 def test_annotators_cannot_adjudicate(batch: Batch):

@@ -55,16 +55,78 @@ def _rows(html: str) -> list[int]:
 
 
 def _decided_by_lena(dialogue: Dialogue) -> Adjudication:
-    """lena's decision: unsafe for Violence, the response left to the rules."""
+    """lena's decision: unsafe for Violence, the response safe."""
     return adjudicate(
         dialogue_id=dialogue.pk,
         lead=LeadFactory(username="lena"),
         prompt_label="unsafe",
-        response_label=None,
+        response_label="safe",
         categories=["Violence"],
         confidence="high",
         reason="annotator_error",
     )
+
+
+def test_the_queue_says_how_many_wait_for_votes_and_lists_them_when_asked(
+    lead_client: Client, batch: Batch
+):
+    # given a complete split and two splits with two of their three votes
+    (complete,) = split_dialogues(batch)
+    waiting = DialogueFactory.create_batch(2, batch=batch)
+    for dialogue in waiting:
+        add_votes(dialogue, "safe", "unsafe")
+    # when the lead opens the queue
+    html = lead_client.get("/adjudication/").content.decode()
+    # then only the complete one is listed, and the page says why two are not
+    assert _rows(html) == [complete.pk]
+    assert (
+        "<b>2 more dialogues</b> have disagreeing votes but are still waiting for "
+        "votes: not listed, since the missing votes may settle them." in html
+    )
+    assert '<a href="/adjudication/?incomplete=1">List them too</a>' in html
+    # when she lists them too
+    widened = lead_client.get("/adjudication/?incomplete=1").content.decode()
+    # then all three are listed, the waiting ones with their vote count
+    assert sorted(_rows(widened)) == sorted([complete.pk, *(d.pk for d in waiting)])
+    assert (
+        widened.count('<div class="subtle small waiting-votes">votes 2 of 3</div>') == 2
+    )
+    assert 'id="queue-waiting"' not in widened
+    assert 'name="incomplete" id="id_incomplete" checked' in widened
+    # and a dialogue's page carries the widened queue to its neighbours
+    case = lead_client.get(f"/adjudication/{waiting[0].pk}/?incomplete=1")
+    assert "in the queue" in case.content.decode()
+    assert "incomplete=1" in case.content.decode()
+
+
+def test_by_the_rules_says_what_it_gives_and_is_refused_when_it_gives_nothing(
+    lead_client: Client, batch: Batch
+):
+    # given a split dialogue with a response the jury has not judged
+    (dialogue,) = split_dialogues(batch)
+    page = lead_client.get(f"/adjudication/{dialogue.pk}/").content.decode()
+    assert (
+        '<p class="help" id="rules-hint">By the rules: safe when the prompt is safe; '
+        "for an unsafe prompt, the jury&#x27;s, which has not judged it: choose one "
+        "instead.</p>" in page
+    )
+    # when the lead decides the prompt unsafe and leaves the response to the rules
+    response = lead_client.post(
+        f"/adjudication/{dialogue.pk}/", FORM_DECISION | {"response_label": ""}
+    )
+    # then the response field says why, and nothing is decided
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert (
+        '<div id="response-label-errors" class="field-errors"><p>by the rules the '
+        "response cannot be decided (response needs the jury: no decision): choose "
+        "safe or unsafe for it</p></div>" in html
+    )
+    assert not Adjudication.objects.exists()
+    # and with the jury's decision the hint names it
+    jury_decides(dialogue, "unsafe")
+    page = lead_client.get(f"/adjudication/{dialogue.pk}/").content.decode()
+    assert "for an unsafe prompt, the jury&#x27;s: unsafe.</p>" in page
 
 
 # --- who may see them --------------------------------------------------------------

@@ -103,7 +103,10 @@ def test_the_queue_is_paginated_and_filtered(lena: APIClient, batch: Batch):
         "votes": {"safe": 2, "needs_caution": 0, "unsafe": 1},
         "jury": None,
         "prompt_excerpt": first.prompt,
+        "human_votes": 3,
+        "votes_required": 3,
     }
+    assert body["waiting_for_votes"] == 0
     assert [r["dialogue"] for r in body["results"]] == [first.pk, second.pk]
     rest = lena.get(f"{API}/adjudication", {"limit": 2, "offset": 2, "batch": "adj"})
     assert [r["dialogue"] for r in rest.json()["results"]] == [third.pk]
@@ -114,6 +117,26 @@ def test_the_queue_is_paginated_and_filtered(lena: APIClient, batch: Batch):
     everything = lena.get(f"{API}/adjudication", {"category": "Violence"}).json()
     assert everything["count"] == 4
     assert elsewhere.pk in [r["dialogue"] for r in everything["results"]]
+
+
+def test_dialogues_waiting_for_votes_are_counted_and_listed_when_asked(
+    lena: APIClient, batch: Batch
+):
+    # given a complete split and one with two of its three votes
+    (complete,) = split_dialogues(batch)
+    waiting = DialogueFactory(batch=batch)
+    add_votes(waiting, "safe", "unsafe")
+    # when the queue is read by default, and widened
+    default = lena.get(f"{API}/adjudication").json()
+    widened = lena.get(f"{API}/adjudication", {"include_incomplete": "true"}).json()
+    # then
+    assert [r["dialogue"] for r in default["results"]] == [complete.pk]
+    assert default["waiting_for_votes"] == 1
+    assert {r["dialogue"]: r["human_votes"] for r in widened["results"]} == {
+        complete.pk: 3,
+        waiting.pk: 2,
+    }
+    assert widened["waiting_for_votes"] == 0
 
 
 def test_unknown_filters_are_400(lena: APIClient, batch: Batch):
