@@ -40,6 +40,7 @@ from django.db.models.functions import ExtractIsoYear, ExtractWeek
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.ordering import natural_sorted
 from annotation import stats
 from annotation.gold import gold_accuracy
 from annotation.models import (
@@ -540,7 +541,7 @@ def build_report(
         }
     # Someone who labelled only gold items has no agreement to show, but their gold
     # accuracy is still theirs to see.
-    for name in sorted(set(gold) - set(annotators)):
+    for name in natural_sorted(set(gold) - set(annotators)):
         empty = np.zeros(0, dtype=human.label.dtype)
         annotators[name] = {
             "n_votes": 0,

@@ -11,6 +11,7 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh, reswap, retarget
 
+from accounts.ordering import natural_sorted
 from accounts.permissions import lead_required
 from annotation import agreement, charts
 from annotation.models import AgreementReport, Batch, JobStatus
@@ -176,7 +177,7 @@ def annotator_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     adjudications and the jury, gold accuracy, median time and warnings."""
     annotators = data.get("annotators") or {}
     rows = []
-    for name in sorted(annotators, key=lambda n: (n.lower(), n)):
+    for name in natural_sorted(annotators):
         a = annotators[name]
         gold = a.get("gold")
         times = a.get("time_ms")

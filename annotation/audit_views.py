@@ -52,10 +52,6 @@ def _audit(batch: Batch, pk: int) -> Audit:
     )
 
 
-def _category_names(batch: Batch) -> list[str]:
-    return list(batch.taxonomy.categories.active().values_list("name", flat=True))
-
-
 def _errors(error: ValidationError) -> str:
     return "; ".join(error.messages)
 
@@ -184,7 +180,9 @@ def item_context(
     # Loaded with the item; a dialogue that is not gold has none.
     gold: GoldItem | None = getattr(dialogue, "gold_item", None)
     if gold_form is None and gold is None:
-        gold_form = GoldAnswerForm(category_names=_category_names(batch), prefix="gold")
+        gold_form = GoldAnswerForm(
+            category_names=batch.taxonomy.offered_category_names(), prefix="gold"
+        )
     reviewed = sum(1 for i in items if i["reviewed_at"] is not None)
     return {
         "batch": batch,
@@ -308,7 +306,9 @@ def audit_item_gold(
             request, batch, audit, position, f"{dialogue.external_id} is not gold now."
         )
     form = GoldAnswerForm(
-        request.POST, category_names=_category_names(batch), prefix="gold"
+        request.POST,
+        category_names=batch.taxonomy.offered_category_names(),
+        prefix="gold",
     )
     if form.is_valid():
         try:

@@ -20,6 +20,8 @@ from typing import Any
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from accounts.ordering import natural_sorted
+
 Report = Mapping[str, Any]
 
 FONT = "system-ui, -apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif"
@@ -311,7 +313,7 @@ def _warned(report: Report) -> dict[str, list[str]]:
 
 
 def _names(report: Report) -> list[str]:
-    return sorted(report.get("annotators") or {}, key=lambda name: (name.lower(), name))
+    return natural_sorted(report.get("annotators") or {})
 
 
 def _name_label(name: str, warned: Mapping[str, list[str]], limit: int) -> str:

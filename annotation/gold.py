@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Prefetch
 
 from accounts.models import User
+from accounts.ordering import natural_sorted
 from annotation.models import (
     LABELLED_BY_HUMANS,
     Batch,
@@ -154,7 +155,7 @@ def score_gold_votes(votes: Iterable[GoldVote]) -> dict[str, dict[str, float]]:
     for vote in votes:
         per.setdefault(vote.annotator, []).append(vote)
     out: dict[str, dict[str, float]] = {}
-    for name in sorted(per):
+    for name in natural_sorted(per):
         mine = per[name]
         n = len(mine)
         out[name] = {

@@ -31,10 +31,6 @@ def _batch(name: str) -> Batch:
     return get_object_or_404(Batch.objects.select_related("taxonomy"), name=name)
 
 
-def _category_names(batch: Batch) -> list[str]:
-    return list(batch.taxonomy.categories.active().values_list("name", flat=True))
-
-
 def _refused(form: GoldAnswerForm, refused: GoldRefused) -> None:
     for field, errors in refused.by_field().items():
         form.add_error(field if field in form.fields else None, errors)
@@ -83,7 +79,7 @@ def gold_page(request: HtmxHttpRequest, name: str) -> HttpResponse:
     batch = _batch(name)
     form = GoldAddForm(
         request.POST if request.method == "POST" else None,
-        category_names=_category_names(batch),
+        category_names=batch.taxonomy.offered_category_names(),
     )
     if request.method == "POST" and form.is_valid():
         try:
@@ -114,7 +110,9 @@ def gold_mark(request: HtmxHttpRequest, name: str, pk: int) -> HttpResponse:
         request, reverse("annotation:dialogue_detail", args=[batch.name, dialogue.pk])
     )
     form = GoldAnswerForm(
-        request.POST, category_names=_category_names(batch), prefix="gold"
+        request.POST,
+        category_names=batch.taxonomy.offered_category_names(),
+        prefix="gold",
     )
     if not form.is_valid():
         messages.error(request, "Not saved: " + _form_errors(form))

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.models import User
+from accounts.ordering import by_username
 from accounts.permissions import lead_required
 from annotation import batches
 from annotation.lead_forms import AssignForm, BatchCreateForm, BatchSettingsForm
@@ -122,7 +123,7 @@ def batch_status(request: HtmxHttpRequest, name: str) -> HttpResponse:
 @lead_required
 def batch_assign(request: HtmxHttpRequest, name: str) -> HttpResponse:
     batch = _batch(name)
-    annotators = list(User.objects.annotators().filter(is_active=True))
+    annotators = by_username(User.objects.annotators().filter(is_active=True))
     assigned_ids = set(batch.assignments.values_list("annotator_id", flat=True))
     form = AssignForm(
         request.POST if request.method == "POST" else None,

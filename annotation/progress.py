@@ -9,6 +9,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.ordering import by_username
 from annotation.models import Batch, Dialogue, Flag, Label, Skip, VoteKind
 
 
@@ -139,7 +140,7 @@ def batch_progress(batch: Batch) -> BatchProgress:
             today=today[u.pk],
             daily_cap=u.daily_label_cap,
         )
-        for u in people.order_by("username")
+        for u in by_username(people)
     ]
     return BatchProgress(
         dialogues=n_dialogues,

@@ -45,11 +45,10 @@ from annotation.queue import (
 )
 from annotation.views import HtmxHttpRequest
 from annotation.work_forms import FlagForm, SkipForm, VoteForm
-from taxonomy.models import Group
+from taxonomy.models import DISPLAY_GROUPS, Group
 
 PAGE = "annotation/work/workspace.html"
 HOTKEYS = "abcdefghijklmnopqrstuvwxyz"
-GROUP_ORDER = [Group.CORE, Group.FINE_GRAINED, Group.META]
 
 
 def consent_required(view: Any) -> Any:
@@ -73,18 +72,13 @@ def consent_required(view: Any) -> Any:
 def category_groups(batch: Batch) -> list[tuple[str, list[dict[str, Any]]]]:
     """The batch's active categories, grouped core / fine-grained / meta, each with
     its hotkey letter (in display order) and guidance."""
-    categories = list(batch.taxonomy.categories.active())
-    categories.sort(key=lambda c: (GROUP_ORDER.index(Group(c.group)), c.order))
-    groups: dict[str, list[dict[str, Any]]] = {g.label: [] for g in GROUP_ORDER}
+    categories = list(batch.taxonomy.categories.active().displayed())
+    groups: dict[str, list[dict[str, Any]]] = {g.label: [] for g in DISPLAY_GROUPS}
     for key, category in zip(HOTKEYS, categories, strict=False):
         groups[Group(category.group).label].append(
             {"category": category, "hotkey": key}
         )
     return [(name, items) for name, items in groups.items() if items]
-
-
-def _category_names(batch: Batch) -> list[str]:
-    return list(batch.taxonomy.categories.active().values_list("name", flat=True))
 
 
 def workspace_context(
@@ -193,7 +187,9 @@ def submit(request: HtmxHttpRequest, dialogue_id: int) -> HttpResponse:
         return _after_post(
             request, "That dialogue is no longer reserved for you.", "error"
         )
-    form = VoteForm(request.POST, category_names=_category_names(dialogue.batch))
+    form = VoteForm(
+        request.POST, category_names=dialogue.batch.taxonomy.offered_category_names()
+    )
     values = {
         "label": request.POST.get("label", ""),
         "response_label": request.POST.get("response_label", ""),
@@ -298,7 +294,10 @@ def edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     label = _my_label(request, pk)
     if request.method == "GET":
         return _edit_page(request, label)
-    form = VoteForm(request.POST, category_names=_category_names(label.dialogue.batch))
+    form = VoteForm(
+        request.POST,
+        category_names=label.dialogue.batch.taxonomy.offered_category_names(),
+    )
     values = {
         "label": request.POST.get("label", ""),
         "response_label": request.POST.get("response_label", ""),

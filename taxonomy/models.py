@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 
 from taxonomy.matching import CategoryIndex, CategoryRef
 
@@ -21,6 +21,12 @@ class Group(models.TextChoices):
     CORE = "core", "Core"
     FINE_GRAINED = "fine_grained", "Fine-grained"
     META = "meta", "Meta"
+
+
+# The order categories are shown in on every page (the labelling page of DESIGN
+# section 8 first): core, fine-grained, then meta, each in the taxonomy's order. The
+# codes run otherwise (S13 Needs Caution and S14 Other sit between S12 and S15).
+DISPLAY_GROUPS = (Group.CORE, Group.FINE_GRAINED, Group.META)
 
 
 class Status(models.TextChoices):
@@ -96,6 +102,10 @@ class Taxonomy(models.Model):
     def is_published(self) -> bool:
         return self.status == Status.PUBLISHED
 
+    def offered_category_names(self) -> list[str]:
+        """The names a vote may choose (not retired), in display order."""
+        return list(self.categories.active().displayed().values_list("name", flat=True))
+
     def category_index(self) -> CategoryIndex:
         """Resolve category names, codes and old spellings against this version.
 
@@ -120,6 +130,14 @@ class Taxonomy(models.Model):
 class CategoryQuerySet(models.QuerySet["Category"]):
     def active(self) -> "CategoryQuerySet":
         return self.filter(retired=False)
+
+    def displayed(self) -> "CategoryQuerySet":
+        """In the order every page shows them (`DISPLAY_GROUPS`)."""
+        rank = Case(
+            *(When(group=g, then=Value(i)) for i, g in enumerate(DISPLAY_GROUPS)),
+            default=Value(len(DISPLAY_GROUPS)),
+        )
+        return self.order_by(rank, "order", "pk")
 
 
 class Category(models.Model):

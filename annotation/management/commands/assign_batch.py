@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import User
+from accounts.ordering import natural_sorted
 from annotation.batches import NotAnnotators, assign_annotators
 from annotation.models import Batch
 
@@ -42,8 +43,8 @@ class Command(BaseCommand):
             assign_annotators(batch=batch, annotators=people)
         except NotAnnotators as error:
             raise CommandError(str(error)) from None
-        new = sorted(u.username for u in people if u.username not in before)
-        kept = sorted(u.username for u in people if u.username in before)
+        new = natural_sorted(u.username for u in people if u.username not in before)
+        kept = natural_sorted(u.username for u in people if u.username in before)
         if opts["json"]:
             self.stdout.write(
                 json.dumps({"batch": batch.name, "assigned": new, "already": kept})
