@@ -64,6 +64,31 @@ class ImportFailed(Exception):
     """The import cannot start (unknown batch or format, unreadable file)."""
 
 
+@dataclass(frozen=True)
+class Surface:
+    """Where the person reading an import's messages is: each message names the
+    option to change as that place shows it (a command's flag, the form's field)."""
+
+    format: str
+    create_batch: str
+    create_annotators: str
+
+
+COMMAND_LINE = Surface(
+    format="pass --format",
+    create_batch="pass --create-batch",
+    create_annotators="pass --create-annotators to create them",
+)
+# The upload page and the API share the form (annotation.forms.ImportForm): its
+# label for the page, its field name for the API.
+UPLOAD_FORM = Surface(
+    format="choose the format in the form (field “format”)",
+    create_batch="tick “Create the batch if it is new” (field “create_batch”)",
+    create_annotators="tick “Create unknown annotators” "
+    "(field “create_annotators”) to create them",
+)
+
+
 @dataclass
 class ImportResult:
     batch: str
@@ -75,11 +100,19 @@ class ImportResult:
     error_count: int = 0
     dry_run: bool = False
     written: bool = False
+    # A file-level error (the file cannot be read as a whole) stops the import even
+    # with skip_invalid: that skips bad rows, it does not keep half a file.
+    unreadable: bool = False
 
     def add_error(self, error: RowError) -> None:
         self.error_count += 1
-        if len(self.errors) < MAX_REPORTED_ERRORS:
+        self.unreadable = self.unreadable or error.file_level
+        if len(self.errors) < MAX_REPORTED_ERRORS or error.file_level:
             self.errors.append(error)
+
+    def stops(self, *, skip_invalid: bool) -> bool:
+        """Whether the errors so far keep anything from being written."""
+        return bool(self.error_count) and (not skip_invalid or self.unreadable)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -104,7 +137,12 @@ class _Checked:
     reference_categories: list[CategoryRef]
 
 
-def resolve_format(path: Path, display_name: str, fmt: str | None) -> tuple[Any, str]:
+def resolve_format(
+    path: Path,
+    display_name: str,
+    fmt: str | None,
+    surface: Surface = COMMAND_LINE,
+) -> tuple[Any, str]:
     """Sniff the file; use the format given or detect it from the columns."""
     source = sniff(path, display_name)
     if fmt:
@@ -126,7 +164,7 @@ def resolve_format(path: Path, display_name: str, fmt: str | None) -> tuple[Any,
         shown = ", ".join(columns[:12]) or "none"
         raise ImportFailed(
             f"{display_name}: cannot tell the format from its columns ({shown}); "
-            "pass --format"
+            f"{surface.format}"
         )
     return source, detected
 
@@ -162,15 +200,18 @@ def import_dialogues(
     by: User | None = None,
     job: ImportJob | None = None,
     progress: Progress | None = None,
+    surface: Surface = COMMAND_LINE,
 ) -> ImportResult:
     """Read a dataset file into a batch; nothing is written if any row is bad.
 
     Rows whose exact turns already exist in the batch (or earlier in the file) are
-    skipped and counted. With `skip_invalid`, bad rows are reported and the rest kept.
-    Imports into one batch are serialised by a row lock on the batch.
+    skipped and counted. With `skip_invalid`, bad rows are reported and the rest kept
+    (a file that cannot be read as a whole is still refused). Imports into one batch
+    are serialised by a row lock on the batch. `surface` words the messages for
+    where they are read.
     """
     display_name = display_name or path.name
-    source, fmt = resolve_format(path, display_name, fmt)
+    source, fmt = resolve_format(path, display_name, fmt, surface)
     batch = Batch.objects.select_related("taxonomy").filter(name=batch_name).first()
     if batch is None and create_batch and not re.match(BATCH_NAME_PATTERN, batch_name):
         raise ImportFailed(
@@ -179,7 +220,8 @@ def import_dialogues(
         )
     if batch is None and not create_batch:
         raise ImportFailed(
-            f"batch {batch_name!r} does not exist; create it first or pass --create-batch"
+            f"batch {batch_name!r} does not exist; create it first or "
+            f"{surface.create_batch}"
         )
     taxonomy = batch.taxonomy if batch else Taxonomy.objects.default()
     index = taxonomy.category_index()
@@ -208,7 +250,7 @@ def import_dialogues(
         rows.append(checked)
     if progress:
         progress(len(rows) + result.error_count, "checking")
-    if result.error_count and not skip_invalid:
+    if result.stops(skip_invalid=skip_invalid):
         return result
 
     with transaction.atomic():
@@ -239,7 +281,7 @@ def import_dialogues(
                 .values_list("external_id", flat=True)
             )
         new_rows = _plan(rows, existing_hashes, existing_ids, result, ctx.file)
-        if result.error_count and not skip_invalid:
+        if result.stops(skip_invalid=skip_invalid):
             transaction.set_rollback(True)
             return result
         result.imported = len(new_rows)
@@ -549,6 +591,7 @@ def import_labels(
     dry_run: bool = False,
     display_name: str | None = None,
     progress: Progress | None = None,
+    surface: Surface = COMMAND_LINE,
 ) -> ImportResult:
     """Add human votes (one row per dialogue and annotator) to a batch, all or nothing.
 
@@ -608,7 +651,7 @@ def import_labels(
                     display_name,
                     record.line,
                     "annotator",
-                    f"no user {vote.annotator!r}; pass --create-annotators to create them",
+                    f"no user {vote.annotator!r}; {surface.create_annotators}",
                 )
             )
             continue
@@ -643,7 +686,7 @@ def import_labels(
             continue
         planned[key] = (signature, record.line)
         votes.append((dialogue_id, vote.annotator, vote, cats))
-    if result.error_count and not skip_invalid:
+    if result.stops(skip_invalid=skip_invalid):
         return result
     result.imported = len(votes)
     result.labels = len(votes)
@@ -766,9 +809,12 @@ def _parse_label_row(
 
 
 __all__ = [
+    "COMMAND_LINE",
+    "UPLOAD_FORM",
     "FileFormatError",
     "ImportFailed",
     "ImportResult",
+    "Surface",
     "import_dialogues",
     "import_labels",
     "resolve_format",

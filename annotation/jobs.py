@@ -3,6 +3,7 @@
 import logging
 import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from accounts.models import User
 from annotation.importing.formats import FormatOptions
 from annotation.importing.readers import count_records, sniff
 from annotation.imports import (
+    UPLOAD_FORM,
     ImportFailed,
     ImportResult,
     import_dialogues,
@@ -89,13 +91,19 @@ def run_import_job(*, job_id: int) -> ImportJob:
         ImportJob.objects.filter(pk=job_id).update(rows_total=total, phase="reading")
         result = _run(job, path, progress)
     except ImportFailed as exc:
-        _finish(job_id, status=JobStatus.FAILED, errors=[{"text": str(exc)}], count=1)
-    except Exception as exc:
-        log.exception("import %s failed", job_id)
         _finish(
             job_id,
             status=JobStatus.FAILED,
-            errors=[{"text": f"The import stopped on an internal error: {exc}"}],
+            errors=[_file_error(job, str(exc))],
+            count=1,
+        )
+    except Exception as exc:
+        log.exception("import %s failed", job_id)
+        message = f"The import stopped on an internal error: {exc}"
+        _finish(
+            job_id,
+            status=JobStatus.FAILED,
+            errors=[_file_error(job, message)],
             count=1,
         )
     else:
@@ -124,6 +132,7 @@ def _run(job: ImportJob, path: Path, progress: Any) -> ImportResult:
             skip_invalid=bool(opts.get("skip_invalid")),
             display_name=job.original_name,
             progress=progress,
+            surface=UPLOAD_FORM,
         )
     return import_dialogues(
         path=path,
@@ -139,7 +148,19 @@ def _run(job: ImportJob, path: Path, progress: Any) -> ImportResult:
         by=job.created_by,
         job=job,
         progress=progress,
+        surface=UPLOAD_FORM,
     )
+
+
+def _file_error(job: ImportJob, message: str) -> dict[str, Any]:
+    """A stored file-level error (no line: the file as a whole could not be read)."""
+    return {
+        "file": job.original_name,
+        "line": None,
+        "field": "",
+        "message": message,
+        "text": message,
+    }
 
 
 def _finish(
@@ -170,3 +191,29 @@ def _finish(
     if job.rows_total:
         job.rows_read = job.rows_total
     job.save()
+
+
+@dataclass(frozen=True)
+class ShownError:
+    """One stored error of a job as a page shows it (its file is the job's);
+    `line` None is file-level."""
+
+    line: int | None
+    field: str
+    message: str
+
+
+def shown_errors(job: ImportJob) -> tuple[list[ShownError], list[ShownError]]:
+    """The job's errors split into file-level ones (said as a message) and row ones
+    (a table with their lines). Errors stored with only a text (older jobs) are
+    file-level: they came from an import that could not start."""
+    file_level: list[ShownError] = []
+    rows: list[ShownError] = []
+    for e in job.errors or []:
+        shown = ShownError(
+            line=e.get("line"),
+            field=e.get("field") or "",
+            message=e.get("message") or e.get("text") or "",
+        )
+        (file_level if shown.line is None else rows).append(shown)
+    return file_level, rows

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -179,9 +180,13 @@ def other_map(request: HtmxHttpRequest) -> HttpResponse:
     context = _context(filters, rows)
     if not request.htmx:
         return render(request, PAGE, context)
+    # The row is the target; the toast and the counters above the table ride
+    # along out of band, so the page never shows counts from before the save.
+    context |= {"oob": True}
     if found is None:
         # No vote gives this text (any more): the row goes, the toast says why.
-        return render(request, PAGE + "#other-toasts", context)
-    return render(
-        request, PAGE + "#other-row", context | {"row": found, "oob_toasts": True}
-    )
+        return HttpResponse(
+            render_to_string(PAGE + "#other-toasts", context, request)
+            + render_to_string(PAGE + "#other-summary", context, request)
+        )
+    return render(request, PAGE + "#other-row", context | {"row": found})

@@ -10,10 +10,12 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from accounts.models import User
+from accounts.ordering import by_username
 from accounts.permissions import lead_required
+from annotation import review_status
 from annotation.forms import ImportForm
 from annotation.gold_forms import GoldAnswerForm
-from annotation.jobs import start_import
+from annotation.jobs import shown_errors, start_import
 from annotation.models import Batch, Dialogue, GoldItem, ImportJob, LabelCategory
 
 
@@ -45,14 +47,23 @@ def batch_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
     batch = get_object_or_404(
         Batch.objects.with_counts().select_related("taxonomy"), name=name
     )
-    page = Paginator(batch.dialogues.order_by("id"), 50).get_page(
+    counts = review_status.status_counts(batch)
+    status = request.GET.get("status", "")
+    status = status if status in counts else review_status.ALL
+    page = Paginator(review_status.in_status(batch, status), 50).get_page(
         request.GET.get("page")
     )
+    required = batch.labels_required
     context = {
         "batch": batch,
         "page": page,
+        "rows": [(d, review_status.status_of(d, required)) for d in page.object_list],
+        "status": status,
+        "status_counts": [
+            (value, label, counts[value]) for value, label in review_status.FILTERS
+        ],
         "imports": batch.imports.select_related("created_by")[:10],
-        "annotators": batch.annotators.order_by("username"),
+        "annotators": by_username(batch.annotators.all()),
         "nav": "batches",
     }
     return render(request, "annotation/batch_detail.html", context)
@@ -140,7 +151,14 @@ def import_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(
         ImportJob.objects.select_related("batch", "created_by"), pk=pk
     )
+    file_errors, row_errors = shown_errors(job)
     template = "annotation/import_detail.html"
     if request.htmx:
         template += "#import-progress"
-    return render(request, template, {"job": job, "nav": "imports"})
+    context = {
+        "job": job,
+        "file_errors": file_errors,
+        "row_errors": row_errors,
+        "nav": "imports",
+    }
+    return render(request, template, context)

@@ -17,10 +17,12 @@ class CategoryForm(forms.ModelForm):
             "requires_text",
             "retired",
         ]
+        # Guidance is a paragraph a lead writes and annotators read: room for it.
         widgets = {
-            "unsafe_when": forms.Textarea(attrs={"rows": 2}),
-            "allowed_when": forms.Textarea(attrs={"rows": 2}),
+            "unsafe_when": forms.Textarea(attrs={"rows": 5}),
+            "allowed_when": forms.Textarea(attrs={"rows": 5}),
         }
+        labels = {"name": "Exact string", "requires_text": "Asks for free text"}
 
 
 class BaseCategoryFormSet(forms.BaseModelFormSet):
@@ -55,5 +57,7 @@ CategoryFormSet = forms.modelformset_factory(
 
 class NewCategoryForm(forms.Form):
     code = forms.RegexField(regex=r"^S\d{1,3}$", max_length=8, help_text="e.g. S24")
-    name = forms.CharField(max_length=100, help_text="The exact string used in data.")
+    name = forms.CharField(
+        max_length=100, label="Exact string", help_text="The exact string used in data."
+    )
     group = forms.ChoiceField(choices=Group.choices, initial=Group.FINE_GRAINED)

@@ -16,7 +16,13 @@ class TaxonomyError(Exception):
 def clone_taxonomy(
     *, source: Taxonomy, by: User | None, name: str | None = None
 ) -> Taxonomy:
-    """Copy a version and its categories into a new draft numbered after the newest."""
+    """Copy a published version and its categories into a new draft numbered after
+    the newest. A draft is edited in place, so cloning one is refused."""
+    if not source.is_published:
+        raise TaxonomyError(
+            f"{source} is a draft: edit it, or publish it and clone the "
+            "published version."
+        )
     target_name = name or source.name
     # Lock every version of this name (aggregate() would drop FOR UPDATE), so two
     # leads cloning at once get consecutive numbers instead of a constraint error.

@@ -32,7 +32,7 @@ def taxonomy_list(request: HttpRequest) -> HttpResponse:
 @lead_required
 def taxonomy_detail(request: HttpRequest, pk: int) -> HttpResponse:
     taxonomy = get_object_or_404(Taxonomy, pk=pk)
-    categories = taxonomy.categories.order_by("order")
+    categories = taxonomy.categories.displayed()
     formset = None
     if not taxonomy.is_published:
         formset = CategoryFormSet(
@@ -66,7 +66,11 @@ def taxonomy_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @lead_required
 def taxonomy_clone(request: HttpRequest, pk: int) -> HttpResponse:
     source = get_object_or_404(Taxonomy, pk=pk)
-    draft = clone_taxonomy(source=source, by=request.user)  # type: ignore[arg-type]
+    try:
+        draft = clone_taxonomy(source=source, by=request.user)  # type: ignore[arg-type]
+    except TaxonomyError as exc:
+        messages.error(request, str(exc))
+        return redirect("taxonomy:detail", pk=source.pk)
     messages.success(request, f"Created draft {draft} from {source}.")
     return redirect("taxonomy:detail", pk=draft.pk)
 

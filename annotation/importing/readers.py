@@ -4,10 +4,12 @@ Readers stream: a JSONL or CSV file of any size is read a record at a time. Erro
 carry the file and line, so a user can open the file at the right place.
 """
 
+import codecs
 import csv
 import gzip
 import io
 import json
+import shlex
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,12 +24,20 @@ PARQUET_MAGIC = b"PAR1"
 
 @dataclass(frozen=True)
 class RowError:
-    """What is wrong with one record; `line` is 1-based (a row number for Parquet)."""
+    """What is wrong with one record; `line` is 1-based (a row number for Parquet).
+
+    `line` is None for a file-level error: the file as a whole cannot be read (not
+    UTF-8, truncated, corrupt), so there is no row to skip or to point at.
+    """
 
     file: str
     line: int | None
     field: str
     message: str
+
+    @property
+    def file_level(self) -> bool:
+        return self.line is None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -141,8 +151,10 @@ def _read_jsonl(source: Source) -> Iterator[Record | RowError]:
             try:
                 data = json.loads(raw)
             except UnicodeDecodeError:
-                yield RowError(source.display_name, number, "", "not valid UTF-8 text")
-                continue
+                # The encoding is the file's, not the line's: skipping such lines
+                # would quietly drop every row with an accent.
+                yield not_utf8(source)
+                return
             except json.JSONDecodeError as exc:
                 yield RowError(
                     source.display_name, number, "", f"invalid JSON: {exc.msg}"
@@ -162,7 +174,7 @@ def _read_json_array(source: Source) -> Iterator[Record | RowError]:
         with source.open_text() as fh:
             text = fh.read()
     except UnicodeDecodeError:
-        yield RowError(source.display_name, None, "", "not valid UTF-8 text")
+        yield not_utf8(source)
         return
     decoder = json.JSONDecoder()
     pos, line, counted = 0, 1, 0
@@ -263,7 +275,62 @@ def _read_csv(source: Source) -> Iterator[Record | RowError]:
                     continue
                 yield Record(line, dict(zip(header, row, strict=True)))
     except UnicodeDecodeError:
-        yield RowError(source.display_name, None, "", "not valid UTF-8 text")
+        yield not_utf8(source)
+
+
+def not_utf8(source: Source) -> RowError:
+    """The file-level error of a file that is not UTF-8: its first bad byte, where it
+    is, and how to convert the file (Excel's plain "CSV" is Windows-1252)."""
+    found, encoding = "", "latin1"
+    if (bad := _first_bad_byte(source)) is not None:
+        byte, offset, line = bad
+        found = f" (byte 0x{byte:02X} at offset {offset}, line {line})"
+        if offset == 0 and byte in (0xFF, 0xFE):
+            encoding = "utf-16"  # a UTF-16 byte-order mark ("Unicode text")
+        elif 0x80 <= byte <= 0x9F:
+            encoding = "cp1252"  # curly quotes and dashes: Windows, not Latin-1
+    name = source.display_name
+    stem, dot, suffix = name.removesuffix(".gz").rpartition(".")
+    out = shlex.quote(f"{stem}-utf8.{suffix}" if dot else f"{name}-utf8")
+    iconv = f"iconv -f {encoding} -t utf-8"
+    if source.compressed:
+        convert = f"zcat {shlex.quote(name)} | {iconv} > {out}"
+    else:
+        convert = f"{iconv} {shlex.quote(name)} > {out}"
+    return RowError(
+        name,
+        None,
+        "",
+        f"not UTF-8 text{found}: save it as UTF-8 (in Excel: Save As “CSV UTF-8”) "
+        f"or convert it, e.g. `{convert}`",
+    )
+
+
+def _first_bad_byte(source: Source) -> tuple[int, int, int] | None:
+    """(byte, offset, line) of the first byte that is not UTF-8, offset 0-based in
+    the (unpacked) data. Read in fixed chunks, so a file of one endless line costs
+    no more memory than any other."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, line = 0, 1
+    with source.open_binary() as fh:
+        while True:
+            chunk = fh.read(1 << 20)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                # exc.object is the bytes the decoder held back, then this chunk;
+                # what it held back is part of one character, so has no newline.
+                held = len(exc.object) - len(chunk)
+                before = exc.object[: exc.start]
+                return (
+                    exc.object[exc.start],
+                    offset - held + exc.start,
+                    (line + before.count(b"\n")),
+                )
+            if not chunk:
+                return None
+            offset += len(chunk)
+            line += chunk.count(b"\n")
 
 
 def _read_parquet(source: Source) -> Iterator[Record | RowError]:

@@ -49,6 +49,14 @@ def test_the_progress_page_lists_annotators_naturally(
     assert first_seen(html, NAMES) == NATURAL
 
 
+def test_the_batch_page_lists_its_annotators_naturally(
+    lead_client: Client, batch: Batch
+) -> None:
+    html = lead_client.get("/batches/order/").content.decode()
+
+    assert first_seen(html, NAMES) == NATURAL
+
+
 def test_the_assign_page_lists_annotators_naturally(
     lead_client: Client, batch: Batch
 ) -> None:

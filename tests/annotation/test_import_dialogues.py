@@ -1276,7 +1276,7 @@ def test_skip_invalid_keeps_the_good_rows(tmp_path):
             "rows.jsonl",
             b'{"prompt": "a"}\n{"prompt": "caf\xe9"}\n',
             None,
-            "rows.jsonl, line 2: not valid UTF-8 text",
+            "rows.jsonl: not UTF-8 text (byte 0xE9 at offset 31, line 2): save it",
         ),
     ],
 )

@@ -115,7 +115,7 @@ def test_bad_upload_fails_with_line_and_field_and_writes_nothing(client, celery_
     assert (job.errors[0]["line"], job.errors[0]["field"]) == (3, "prompt")
     assert Dialogue.objects.filter(batch=batch).count() == 0
     page = client.get(f"/imports/{job.pk}/").content.decode()
-    assert "Nothing was imported" in page
+    assert "1 row has an error; nothing was written." in page
     assert "bad.jsonl" in page
 
 

@@ -313,3 +313,70 @@ def test_a_decision_on_a_text_nobody_gave_says_so(
     assert "<tr" not in page
     assert "Not saved: The text is empty once normalised" in page
     assert not OtherMapping.objects.exists()
+
+
+# --- the counters at the top --------------------------------------------------------
+
+
+def test_a_saved_decision_updates_the_counters_out_of_band(
+    lead_client: Client, batches: tuple[Batch, Batch], queued: list[int]
+) -> None:
+    # given the page says nothing is decided yet
+    page = lead_client.get("/other/").content.decode()
+    assert (
+        '<p class="subtle" id="other-summary">3 groups from 4 votes; 0 decided.</p>'
+        in page
+    )
+
+    # when a lead saves one group's decision through htmx
+    response = _post(
+        lead_client, text="phishing", category=_category("Fraud/Deception").pk
+    )
+
+    # then the answer carries the row and the counters, swapped in by their id
+    fragment = response.content.decode()
+    assert fragment.lstrip().startswith(f'<tr id="{_key("phishing")}">')
+    assert (
+        '<p class="subtle" id="other-summary" hx-swap-oob="true">'
+        "3 groups from 4 votes; 1 decided.</p>"
+    ) in fragment
+
+
+def test_a_refused_decision_leaves_the_counters_as_they_were(
+    lead_client: Client, batches: tuple[Batch, Batch], queued: list[int]
+) -> None:
+    # when a lead saves a decision the rules refuse
+    response = _post(lead_client, text="phishing", category="")
+
+    # then the counters sent back still say nothing is decided, and nothing was
+    fragment = response.content.decode()
+    assert "3 groups from 4 votes; 0 decided.</p>" in fragment
+    assert not OtherMapping.objects.exists()
+
+
+def test_resetting_a_decision_counts_it_as_undecided_again(
+    lead_client: Client, batches: tuple[Batch, Batch], queued: list[int]
+) -> None:
+    # given one decided group
+    _post(lead_client, text="crypto scam", category="other")
+
+    # when the lead resets it
+    response = _post(lead_client, text="crypto scam", category="", action="reset")
+
+    # then the counters go back to none decided
+    assert "3 groups from 4 votes; 0 decided.</p>" in response.content.decode()
+
+
+def test_a_row_that_goes_away_still_sends_the_counters(
+    lead_client: Client, batches: tuple[Batch, Batch]
+) -> None:
+    # when a decision names a text no vote gives (the row goes, a toast says why)
+    response = _post(lead_client, text="...", category="other")
+
+    # then the counters come along, unchanged
+    page = response.content.decode()
+    assert (
+        '<p class="subtle" id="other-summary" hx-swap-oob="true">'
+        "3 groups from 4 votes; 0 decided.</p>"
+    ) in page
+    assert not OtherMapping.objects.exists()

@@ -70,6 +70,19 @@ def test_clone_under_a_new_name_starts_at_version_1(
 # --- editing the draft; the published original stays frozen -------------------------
 
 
+def test_cloning_a_draft_is_refused(draft: Taxonomy, lead: User) -> None:
+    # when a draft is given as the source (it is edited in place instead)
+    with pytest.raises(TaxonomyError) as refused:
+        clone_taxonomy(source=draft, by=lead)
+
+    # then it says so, and no version is made
+    assert str(refused.value) == (
+        "Aegis 2.0 v2 is a draft: edit it, or publish it and clone the published "
+        "version."
+    )
+    assert Taxonomy.objects.filter(name="Aegis 2.0").count() == 2
+
+
 def test_editing_the_draft_leaves_the_published_original_untouched(
     aegis2: Taxonomy, draft: Taxonomy
 ) -> None:

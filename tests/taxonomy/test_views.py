@@ -420,3 +420,53 @@ def test_the_edit_formset_cannot_create_categories(
     assert response.status_code in (200, 302)
     assert draft.categories.count() == 23
     assert not Category.objects.filter(name="Spam").exists()
+
+
+# --- the draft editor (issue 11, item 13) ---------------------------------------------
+
+
+def test_a_draft_offers_no_clone_button(lead_client: Client, draft: Taxonomy) -> None:
+    # when a lead opens a draft
+    html = lead_client.get(reverse("taxonomy:detail", args=[draft.pk])).content.decode()
+
+    # then it can be edited and published, not cloned (that is for published versions)
+    assert reverse("taxonomy:clone", args=[draft.pk]) not in html
+    assert "Clone into a new draft" not in html
+    assert reverse("taxonomy:publish", args=[draft.pk]) in html
+
+
+def test_cloning_a_draft_is_refused_and_creates_nothing(
+    lead_client: Client, draft: Taxonomy
+) -> None:
+    # when a lead posts a clone of a draft anyway (an old tab, a hand-made request)
+    response = lead_client.post(reverse("taxonomy:clone", args=[draft.pk]))
+
+    # then they are sent back to the draft with the reason, and no version is made
+    assert response.status_code == 302
+    assert response["Location"] == reverse("taxonomy:detail", args=[draft.pk])
+    assert messages_of(response) == [
+        (
+            "error",
+            "Aegis 2.0 v2 is a draft: edit it, or publish it and clone the "
+            "published version.",
+        )
+    ]
+    assert list(
+        Taxonomy.objects.order_by("version").values_list("version", "status")
+    ) == [(1, Status.PUBLISHED), (2, Status.DRAFT)]
+
+
+def test_each_category_of_a_draft_has_labelled_fields_and_paragraph_textareas(
+    lead_client: Client, draft: Taxonomy
+) -> None:
+    # when a lead opens a draft
+    html = lead_client.get(reverse("taxonomy:detail", args=[draft.pk])).content.decode()
+
+    # then every field has its own label, and the guidance boxes take a paragraph
+    assert html.count('<fieldset class="category-edit"') == 23
+    assert '<label for="id_cat-0-name">Exact string</label>' in html
+    assert '<label for="id_cat-0-unsafe_when">Unsafe when</label>' in html
+    assert html.count('rows="5"') == 46
+    # and the full name stands as the card's title
+    legend = '<legend><span class="code">S19</span> {}</legend>'
+    assert legend.format("Political/Misinformation/Conspiracy") in html
