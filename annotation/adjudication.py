@@ -176,8 +176,10 @@ def queue_reasons(
     `votes` and `response_votes` count the human 3-way labels; `jury` is the latest
     decision. Agreement is the share of human votes on the side of the binary
     majority (after the policy; a tie is 0.5), None without human votes. The humans
-    are compared with the jury where both said safe or unsafe about the same thing:
-    their response labels in a batch that asks for them, else their dialogue label.
+    are compared with the jury where they said something about the response: their
+    response labels in a batch that asks for them; otherwise only a safe dialogue
+    contradicts an unsafe response (an unsafe prompt answered with a refusal, which
+    the jury calls safe, is the rules working, not a disagreement).
     """
     reasons: list[str] = []
     safe, unsafe = _binary_counts(votes, policy)
@@ -186,10 +188,13 @@ def queue_reasons(
         reasons.append(TIE)
     if safe and unsafe:
         reasons.append(SPLIT)
-    humans = human_majority(_expand(votes), policy)
     if asks_response_label and any(response_votes.values()):
         humans = human_majority(_expand(response_votes), policy)
-    if jury in ("safe", "unsafe") and humans is not None and humans != jury:
+        against = jury in ("safe", "unsafe") and humans not in (None, jury)
+    else:
+        humans = human_majority(_expand(votes), policy)
+        against = humans == "safe" and jury == "unsafe"
+    if against:
         reasons.append(HUMANS_VS_JURY)
     if jury == "needs_review":
         reasons.append(JURY_NEEDS_REVIEW)

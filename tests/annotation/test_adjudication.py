@@ -105,9 +105,11 @@ def test_needs_caution_splits_only_against_the_other_side_of_the_policy(batch: B
     assert items[0].reasons == ["split"]
 
 
-def test_humans_against_the_jury_both_ways(batch: Batch):
-    # given unanimous humans that the jury contradicts, one each way, and one it
-    # agrees with
+def test_humans_against_the_jury_is_a_safe_dialogue_with_an_unsafe_response(
+    batch: Batch,
+):
+    # given a safe dialogue whose response the jury calls unsafe, an unsafe prompt
+    # whose response (a refusal) it calls safe, and one it agrees with
     unsafe_vs_safe = DialogueFactory(batch=batch)
     add_votes(unsafe_vs_safe, "unsafe", "unsafe", "unsafe")
     jury_decides(unsafe_vs_safe, "safe")
@@ -119,11 +121,27 @@ def test_humans_against_the_jury_both_ways(batch: Batch):
     jury_decides(agreeing, "unsafe")
     # when
     items = adjudication_queue()
-    # then
+    # then only the first contradicts: an unsafe prompt may well get a safe answer
     assert [(i.dialogue_id, i.reasons, i.agreement) for i in items] == [
-        (unsafe_vs_safe.pk, ["humans_vs_jury"], 1.0),
         (safe_vs_unsafe.pk, ["humans_vs_jury"], 1.0),
     ]
+
+
+def test_human_response_labels_against_the_jury_both_ways():
+    # given a batch with human response labels: the jury contradicts each way
+    batch = BatchFactory(name="resp", asks_response_label=True)
+    said_unsafe = DialogueFactory(batch=batch)
+    said_safe = DialogueFactory(batch=batch)
+    for _ in range(3):
+        LabelFactory(dialogue=said_unsafe, label="unsafe", response_label="unsafe")
+        LabelFactory(dialogue=said_safe, label="unsafe", response_label="safe")
+    jury_decides(said_unsafe, "safe")
+    jury_decides(said_safe, "unsafe")
+    # then both are queued
+    assert {i.dialogue_id: i.reasons for i in adjudication_queue()} == {
+        said_unsafe.pk: ["humans_vs_jury"],
+        said_safe.pk: ["humans_vs_jury"],
+    }
 
 
 def test_the_humans_response_labels_meet_the_jury_when_the_batch_asks_for_them():
@@ -217,12 +235,12 @@ def test_lowest_agreement_first_then_id_and_no_votes_last(batch: Batch):
 
 def test_dialogues_still_waiting_for_votes_are_counted_not_listed(batch: Batch):
     # given a split with all three votes, splits with one and two of three, one of
-    # them flagged, and a lone unsafe vote the jury called safe
+    # them flagged, and a lone safe vote on a response the jury called unsafe
     complete = DialogueFactory(batch=batch)
     add_votes(complete, "safe", "safe", "unsafe")
     one_of_three = DialogueFactory(batch=batch)
-    add_votes(one_of_three, "unsafe")
-    jury_decides(one_of_three, "safe")
+    add_votes(one_of_three, "safe")
+    jury_decides(one_of_three, "unsafe")
     two_of_three = DialogueFactory(batch=batch)
     add_votes(two_of_three, "safe", "unsafe")
     flagged = DialogueFactory(batch=batch)

@@ -170,8 +170,8 @@ def test_the_queue_lists_reasons_agreement_votes_and_an_escaped_prompt(
     # unanimous one that needs nobody
     (split,) = split_dialogues(batch, prompt=f"{SCRIPT} how do I hurt my neighbour?")
     contradicted = DialogueFactory(batch=batch, external_id="jury-1")
-    add_votes(contradicted, "unsafe", "unsafe", "unsafe")
-    jury_decides(contradicted, "safe")
+    add_votes(contradicted, "safe", "safe", "safe")
+    jury_decides(contradicted, "unsafe")
     unanimous = DialogueFactory(batch=batch)
     add_votes(unanimous, "safe", "safe", "safe")
     derive_batch(batch)
@@ -187,8 +187,8 @@ def test_the_queue_lists_reasons_agreement_votes_and_an_escaped_prompt(
     assert '<td class="num">67%</td>' in html
     assert '<td class="num">100%</td>' in html
     assert '<span class="badge safe">2 safe</span>' in html
-    assert '<span class="badge unsafe">3 unsafe</span>' in html
-    assert 'jury: <span class="badge safe">safe</span>' in html
+    assert '<span class="badge safe">3 safe</span>' in html
+    assert 'jury: <span class="badge unsafe">unsafe</span>' in html
     assert f'href="/adjudication/{split.pk}/"' in html
     # and the prompt is text, never markup
     assert SCRIPT not in html
