@@ -187,7 +187,7 @@ def test_the_buttons_never_cover_the_comment_box(page, live_server, height):
     # then the box is on the screen, and what is at its middle is the box itself
     box = page.locator("#comment").bounding_box()
     assert box is not None
-    assert 0 <= box["y"] and box["y"] + box["height"] <= height
+    assert box["y"] >= 0 and box["y"] + box["height"] <= height
     at_middle = page.evaluate(
         "([x, y]) => document.elementFromPoint(x, y).id",
         [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2],
