@@ -46,6 +46,28 @@ def page(browser, live_server) -> Iterator:
     context.close()
 
 
+def log_in(
+    page,
+    live_server,
+    username: str,
+    *,
+    lands_on: str | None = "/batches/",
+    password: str | None = None,
+) -> None:
+    """Log in on the login page as a person would; wait until `lands_on` opens
+    (None: until the page after the login has loaded)."""
+    from tests.factories import PASSWORD
+
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password or PASSWORD)
+    page.keyboard.press("Enter")
+    if lands_on is None:
+        page.wait_for_load_state("networkidle")
+    else:
+        page.wait_for_url(f"{live_server.url}{lands_on}")
+
+
 def screenshot(page, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

@@ -6,9 +6,9 @@ import pytest
 
 from annotation.models import Adjudication
 from tests.annotation.adjudication_data import add_votes
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import log_in, screenshot
 from tests.browser.test_adjudication_browser import split_batch
-from tests.factories import PASSWORD, DialogueFactory, LeadFactory
+from tests.factories import DialogueFactory, LeadFactory
 
 pytestmark = pytest.mark.browser
 
@@ -21,11 +21,7 @@ FOCUSED = (
 
 def log_in_as_lena(page, live_server) -> None:
     LeadFactory(username="lena")
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", "lena")
-    page.fill("input[name=password]", PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{live_server.url}/batches/")
+    log_in(page, live_server, "lena")
 
 
 def in_viewport(page, selector: str) -> bool:

@@ -19,8 +19,7 @@ from annotation.models import (
 )
 from taxonomy.models import Category
 from tests.annotation.report_data import sample_report
-from tests.browser.conftest import screenshot
-from tests.browser.test_lead_progress import log_in
+from tests.browser.conftest import log_in, screenshot
 from tests.factories import BatchFactory, DialogueFactory, LeadFactory, UserFactory
 
 pytestmark = pytest.mark.browser

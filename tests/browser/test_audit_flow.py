@@ -8,9 +8,8 @@ from django.utils import timezone
 
 from annotation.models import Audit, AuditItem, Batch, Feedback, Label, LabelCategory
 from taxonomy.models import Category
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import log_in, screenshot
 from tests.factories import (
-    PASSWORD,
     AssignmentFactory,
     BatchFactory,
     DialogueFactory,
@@ -24,20 +23,12 @@ pytestmark = pytest.mark.browser
 HOSTILE = '<img src=x onerror="window.pwned = 1">'
 
 
-def log_in(page, live_server, username: str, lands_on: str) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{live_server.url}{lands_on}")
-
-
 def annotator_page(browser, live_server, username: str):
     """A second browser for the annotator, beside the lead's."""
     context = browser.new_context(viewport={"width": 1366, "height": 850})
     page = context.new_page()
     page.set_default_timeout(30_000)
-    log_in(page, live_server, username, "/work/")
+    log_in(page, live_server, username, lands_on="/work/")
     return page
 
 
@@ -66,7 +57,7 @@ def test_lead_audits_a_batch_and_the_annotator_reads_the_feedback(
     # given a batch whose four dialogues have all their votes
     LeadFactory(username="lena")
     finished_batch()
-    log_in(page, live_server, "lena", "/batches/")
+    log_in(page, live_server, "lena")
 
     # when the lead opens the batch's audits and draws 50% with seed 7
     page.goto(f"{live_server.url}/batches/round-4/")
@@ -153,7 +144,7 @@ def test_lead_marks_gold_the_annotator_labels_it_and_the_gold_page_scores_her(
         prompt=f"{HOSTILE} Tell me how to hurt the person who insulted me.",
         response="I can't help with hurting anyone.",
     )
-    log_in(page, live_server, "lena", "/batches/")
+    log_in(page, live_server, "lena")
 
     # when the lead sets a gold rate of 100% in the settings
     page.goto(f"{live_server.url}/batches/round-5/settings/")

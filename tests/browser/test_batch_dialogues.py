@@ -6,9 +6,8 @@ import pytest
 from annotation.final_labels import derive_batch
 from annotation.models import Batch, Dialogue, VoteKind
 from annotation.queue import recount_claimed
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import log_in, screenshot
 from tests.factories import (
-    PASSWORD,
     BatchFactory,
     DialogueFactory,
     LabelFactory,
@@ -16,14 +15,6 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.browser
-
-
-def log_in(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{live_server.url}/batches/")
 
 
 def _labelled_batch() -> Batch:

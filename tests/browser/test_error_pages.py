@@ -3,24 +3,16 @@ app, with its top bar, the reason and a way back that works from the keyboard.""
 
 import pytest
 
-from tests.browser.conftest import screenshot
-from tests.factories import PASSWORD, UserFactory
+from tests.browser.conftest import log_in, screenshot
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.browser
-
-
-def log_in(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_load_state("networkidle")
 
 
 def test_an_annotator_on_a_lead_page_is_told_why_and_goes_back(page, live_server):
     # given an annotator who opens the batches from a link
     UserFactory(username="anna", content_warning_acknowledged_at="2026-01-01T00:00Z")
-    log_in(page, live_server, "anna")
+    log_in(page, live_server, "anna", lands_on="/work/")
 
     # when she opens a lead's page
     response = page.goto(f"{live_server.url}/batches/")
@@ -43,7 +35,7 @@ def test_an_annotator_on_a_lead_page_is_told_why_and_goes_back(page, live_server
 
 def test_a_missing_page_is_a_page_of_the_app(page, live_server):
     UserFactory(username="anna", content_warning_acknowledged_at="2026-01-01T00:00Z")
-    log_in(page, live_server, "anna")
+    log_in(page, live_server, "anna", lands_on="/work/")
 
     response = page.goto(f"{live_server.url}/no-such-page-here/")
 

@@ -8,18 +8,10 @@ import pytest
 from annotation.export import run_snapshot
 from annotation.models import ExportSnapshot
 from tests.annotation.test_export_pages import labelled_batch
-from tests.browser.conftest import screenshot
-from tests.factories import PASSWORD, AdminFactory
+from tests.browser.conftest import log_in, screenshot
+from tests.factories import AdminFactory
 
 pytestmark = pytest.mark.browser
-
-
-def log_in(page: Any, live_server: Any, username: str) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{live_server.url}/batches/")
 
 
 def test_admin_starts_an_export_and_downloads_it(

@@ -5,18 +5,10 @@ from pathlib import Path
 import pytest
 
 from annotation.models import Dialogue
-from tests.browser.conftest import screenshot
-from tests.factories import PASSWORD, DialogueFactory, LeadFactory
+from tests.browser.conftest import log_in, screenshot
+from tests.factories import DialogueFactory, LeadFactory
 
 pytestmark = pytest.mark.browser
-
-
-def log_in(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{live_server.url}/batches/")
 
 
 def test_lead_uploads_a_file_and_sees_the_progress_bar_finish(

@@ -8,18 +8,10 @@ import pytest
 
 from annotation.jobs import run_import_job
 from annotation.models import ImportJob, JobStatus
-from tests.browser.conftest import screenshot
-from tests.factories import PASSWORD, BatchFactory, LeadFactory
+from tests.browser.conftest import log_in, screenshot
+from tests.factories import BatchFactory, LeadFactory
 
 pytestmark = pytest.mark.browser
-
-
-def log_in(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{live_server.url}/batches/")
 
 
 def _imported(tmp_path: Path, name: str, content: bytes, batch: str) -> ImportJob:

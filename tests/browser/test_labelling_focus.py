@@ -7,10 +7,9 @@ import io
 import pytest
 
 from annotation.models import Label
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import log_in, screenshot
 from tests.browser.test_labelling_flow import current_dialogue, wait_for_next
 from tests.factories import (
-    PASSWORD,
     AssignmentFactory,
     BatchFactory,
     DialogueFactory,
@@ -38,11 +37,7 @@ def open_workspace(page, live_server, n: int = 3, **batch_fields) -> None:
             prompt=f"Which bank customers should an automated system refuse, {i}?",
             response="Those whose postcode is in the wrong part of town.",
         )
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", "anna")
-    page.fill("input[name=password]", PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{live_server.url}/work/")
+    log_in(page, live_server, "anna", lands_on="/work/")
 
 
 def wait_for_editing(page) -> None:

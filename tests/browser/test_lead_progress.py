@@ -4,9 +4,8 @@ import pytest
 
 from accounts.models import User
 from annotation.models import Batch, Flag, Skip
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import log_in, screenshot
 from tests.factories import (
-    PASSWORD,
     BatchFactory,
     DialogueFactory,
     LabelFactory,
@@ -17,14 +16,6 @@ from tests.factories import (
 pytestmark = pytest.mark.browser
 
 HOSTILE_NOTE = '<img src=x onerror="window.pwned = 1">the text is cut off'
-
-
-def log_in(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{live_server.url}/batches/")
 
 
 def test_lead_creates_assigns_and_watches_a_batch(page, live_server):

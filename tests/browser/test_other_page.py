@@ -4,9 +4,8 @@ import pytest
 
 from annotation.models import Dialogue, LabelCategory, OtherMapping
 from taxonomy.models import Category, Taxonomy
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import log_in, screenshot
 from tests.factories import (
-    PASSWORD,
     BatchFactory,
     DialogueFactory,
     LabelFactory,
@@ -14,14 +13,6 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.browser
-
-
-def log_in(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{live_server.url}/batches/")
 
 
 def _other_vote(dialogue: Dialogue, text: str) -> None:

@@ -4,8 +4,8 @@ guidance, and cloning offered only on published versions."""
 import pytest
 
 from taxonomy.models import Status, Taxonomy
-from tests.browser.conftest import screenshot
-from tests.factories import PASSWORD, LeadFactory
+from tests.browser.conftest import log_in, screenshot
+from tests.factories import LeadFactory
 
 pytestmark = pytest.mark.browser
 
@@ -15,14 +15,6 @@ OVERFLOWING = """() => [...document.querySelectorAll(
   .filter(el => el.scrollWidth > el.clientWidth + 1
              || el.scrollHeight > el.clientHeight + 1)
   .map(el => el.name)"""
-
-
-def log_in(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{live_server.url}/batches/")
 
 
 def test_a_lead_clones_the_published_version_and_edits_the_draft(page, live_server):
