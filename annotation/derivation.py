@@ -189,23 +189,26 @@ def derive(
     Categories are the union of the human votes' (see `ranked_categories`), or the
     adjudication's or reference's own when they decide.
     """
+
+    def by_rules(prompt: str) -> tuple[str | None, str | None, str]:
+        if not has_response:
+            return None, None, ""
+        return response_by_rules(
+            prompt_label=prompt,
+            votes=votes,
+            policy=policy,
+            asks_response_label=asks_response_label,
+            jury=jury,
+        )
+
     if adjudication is not None:
         prompt = binary(adjudication.label, policy)
-        response: str | None = None
-        source: str | None = None
-        missing = ""
-        if has_response:
-            if adjudication.response_label is not None:
-                response = binary(adjudication.response_label, policy)
-                source = SOURCE_ADJUDICATED
-            else:
-                response, source, missing = response_by_rules(
-                    prompt_label=prompt,
-                    votes=votes,
-                    policy=policy,
-                    asks_response_label=asks_response_label,
-                    jury=jury,
-                )
+        if has_response and adjudication.response_label is not None:
+            response: str | None = binary(adjudication.response_label, policy)
+            source: str | None = SOURCE_ADJUDICATED
+            missing = ""
+        else:
+            response, source, missing = by_rules(prompt)
         return Final(
             prompt,
             response,
@@ -231,15 +234,7 @@ def derive(
             None, None, categories, None, None, UNRESOLVED, "tie after the policy"
         )
     prompt = prompt_or_none
-    response, source, missing = None, None, ""
-    if has_response:
-        response, source, missing = response_by_rules(
-            prompt_label=prompt,
-            votes=votes,
-            policy=policy,
-            asks_response_label=asks_response_label,
-            jury=jury,
-        )
+    response, source, missing = by_rules(prompt)
     if missing:
         provenance = UNRESOLVED
     elif source == SOURCE_JURY:
