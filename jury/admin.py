@@ -1,6 +1,7 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
-from jury.models import GenerationRun, Judge, JuryRun
+from jury.models import GenerationRun, Judge, JuryRun, WorkerPresence
 
 
 @admin.register(Judge)
@@ -20,7 +21,7 @@ class JudgeAdmin(admin.ModelAdmin):
 class JuryRunAdmin(admin.ModelAdmin):
     list_display = ("pk", "batch", "scope", "status", "created_at", "finished_at")
     list_filter = ("status", "scope")
-    readonly_fields = ("created_at", "finished_at")
+    readonly_fields = ("created_at", "finished_at", "waiting_for_votes", "error")
 
 
 @admin.register(GenerationRun)
@@ -28,3 +29,25 @@ class GenerationRunAdmin(admin.ModelAdmin):
     list_display = ("pk", "batch", "kind", "generator", "status", "created_at")
     list_filter = ("kind", "status")
     readonly_fields = ("created_at", "finished_at")
+
+
+@admin.register(WorkerPresence)
+class WorkerPresenceAdmin(admin.ModelAdmin):
+    """Written by the workers themselves (jury.presence); shown, never edited."""
+
+    list_display = (
+        "hostname",
+        "queues",
+        "pid",
+        "started_at",
+        "last_seen",
+        "stopped_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: WorkerPresence | None = None
+    ) -> bool:
+        return False

@@ -4,20 +4,67 @@ from django import forms
 
 from annotation.models import Batch
 from jury.models import Judge, Scope
+from jury.presence import Listener, queue_listeners
 
 
-class RunForm(forms.Form):
+class JudgeCheckboxes(forms.CheckboxSelectMultiple):
+    """Judge checkboxes that say why a judge cannot run (disabled, with the reason)
+    and warn when no worker listens on its queue (still selectable: the chunks wait
+    in the queue for one)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.judges: dict[str, Judge] = {}
+        self.listeners: dict[str, Listener | None] = {}
+
+    def create_option(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        option = super().create_option(*args, **kwargs)
+        judge = self.judges.get(str(option["value"]))
+        if judge is not None:
+            option["judge"] = judge
+            option["reason"] = judge.unavailable_reason
+            listener = self.listeners.get(judge.queue_name)
+            option["listener"] = listener
+            attrs = option["attrs"]
+            if option["reason"]:
+                attrs["disabled"] = True
+                option["selected"] = False
+                attrs.pop("checked", None)
+            if (option["reason"] or not (listener and listener.listening)) and (
+                "id" in attrs
+            ):
+                # The template's note under the box (its id is the box's + "-note").
+                attrs["aria-describedby"] = f"{attrs['id']}-note"
+        return option
+
+
+class ScopeForm(forms.Form):
+    """What a run would judge: the new-run form's first part, also read alone by the
+    count the form shows while a lead fills it in."""
+
     batch = forms.ModelChoiceField(
         queryset=Batch.objects.order_by("name"), to_field_name="name"
-    )
-    judges = forms.ModelMultipleChoiceField(
-        queryset=Judge.objects.enabled(), widget=forms.CheckboxSelectMultiple
     )
     scope = forms.ChoiceField(
         choices=Scope.choices, initial=Scope.UNSAFE_MAJORITY, widget=forms.RadioSelect
     )
+    include_incomplete = forms.BooleanField(
+        required=False,
+        label="Also judge dialogues still waiting for human votes (where the votes "
+        "so far say unsafe)",
+    )
     sources = forms.CharField(
         required=False, help_text="Only these sources (comma-separated); empty: all."
+    )
+
+    def clean_sources(self) -> list[str]:
+        raw = self.cleaned_data["sources"] or ""
+        return [s.strip() for s in raw.split(",") if s.strip()]
+
+
+class RunForm(ScopeForm):
+    judges = forms.ModelMultipleChoiceField(
+        queryset=Judge.objects.order_by("name"), widget=JudgeCheckboxes
     )
     chunk_size = forms.IntegerField(
         min_value=1,
@@ -28,10 +75,17 @@ class RunForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["judges"].initial = [
-            j.pk for j in Judge.objects.enabled() if j.available
-        ]
+        judges = list(Judge.objects.order_by("name"))
+        widget = self.fields["judges"].widget
+        widget.judges = {str(j.pk): j for j in judges}
+        widget.listeners = queue_listeners(j.queue_name for j in judges)
+        self.fields["judges"].initial = [j.pk for j in judges if j.available]
 
-    def clean_sources(self) -> list[str]:
-        raw = self.cleaned_data["sources"] or ""
-        return [s.strip() for s in raw.split(",") if s.strip()]
+    def clean_judges(self) -> list[Judge]:
+        judges = list(self.cleaned_data["judges"])
+        refused = [
+            f"{j.name} ({j.unavailable_reason})" for j in judges if not j.available
+        ]
+        if refused:
+            raise forms.ValidationError("Not available: " + "; ".join(refused) + ".")
+        return judges

@@ -88,9 +88,26 @@ class Judge(models.Model):
         return self.model.strip()
 
     @property
+    def model_variable(self) -> str:
+        """The environment variable the model is read from ("" for a plain name)."""
+        found = ENV_REFERENCE.match(self.model.strip())
+        return found.group(1) if found else ""
+
+    @property
     def available(self) -> bool:
         """Enabled, and its model named (an ${ENV_VAR} that is set)."""
         return self.enabled and bool(self.resolved_model())
+
+    @property
+    def unavailable_reason(self) -> str:
+        """Why a run cannot use this judge, in words; "" when it can."""
+        if not self.enabled:
+            return "disabled in its configuration"
+        if not self.resolved_model():
+            if self.model_variable:
+                return f"model not set: set {self.model_variable}"
+            return "model not set"
+        return ""
 
     def config(self) -> JudgeConfig:
         return JudgeConfig(
@@ -117,6 +134,19 @@ class RunStatus(models.TextChoices):
     RUNNING = "running", "Running"
     DONE = "done", "Done"
     CANCELLED = "cancelled", "Cancelled"
+    FAILED = "failed", "Failed"
+
+
+# The moves a run's status may make (JuryRun.status changes only through
+# jury.runs.set_status, which checks this map).
+RUN_TRANSITIONS: dict[str, frozenset[str]] = {
+    RunStatus.RUNNING: frozenset(
+        {RunStatus.DONE, RunStatus.CANCELLED, RunStatus.FAILED}
+    ),
+    RunStatus.CANCELLED: frozenset({RunStatus.RUNNING}),
+    RunStatus.FAILED: frozenset({RunStatus.RUNNING}),
+    RunStatus.DONE: frozenset(),
+}
 
 
 class JuryRun(models.Model):
@@ -132,6 +162,17 @@ class JuryRun(models.Model):
     status = models.CharField(
         max_length=16, choices=RunStatus.choices, default=RunStatus.RUNNING
     )
+    # The "humans call unsafe" scope takes dialogues whose human votes are complete;
+    # `include_incomplete` is the lead's choice to take those still waiting too.
+    # `waiting_for_votes` is what the scope found waiting when the run started:
+    # {"dialogues": n, "vote_counts": [1, 2], "labels_required": 3} (jury.runs).
+    include_incomplete = models.BooleanField(default=False)
+    waiting_for_votes = models.JSONField(default=dict, blank=True)
+    # Why the run failed: the judge and the error of the chunk that failed.
+    error = models.TextField(blank=True, default="")
+    # Where the run's votes came from when no worker made them here, shown on its
+    # page: the demo's run recorded once from the real CPU judges (jury.demo).
+    note = models.CharField(max_length=300, blank=True, default="")
     dialogues = models.ManyToManyField(
         Dialogue, through="RunDialogue", related_name="+"
     )
@@ -175,6 +216,74 @@ class RunDialogue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}: {self.dialogue_id}"
+
+
+class JudgePhase(models.TextChoices):
+    """What a judge's worker last said it was doing in a run (no row: queued)."""
+
+    LOADING = "loading", "Loading the model"
+    RUNNING = "running", "Running"
+    FAILED = "failed", "Failed"
+
+
+class RunJudgeState(models.Model):
+    """One judge's state in a run, written by the worker that runs its chunks.
+
+    `worker` and `worker_pid` name the process that last ran a chunk: a chunk run by
+    another process loads the model again. The judge's rate is the votes written
+    since `running_since` (`votes_at_start` were there before) over the time since.
+    """
+
+    run = models.ForeignKey(
+        JuryRun, on_delete=models.CASCADE, related_name="judge_states"
+    )
+    judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="+")
+    phase = models.CharField(max_length=16, choices=JudgePhase.choices)
+    worker = models.CharField(max_length=255, blank=True, default="")
+    worker_pid = models.PositiveIntegerField(null=True, blank=True)
+    loading_since = models.DateTimeField(null=True, blank=True)
+    running_since = models.DateTimeField(null=True, blank=True)
+    votes_at_start = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["run", "judge__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "judge"], name="run_judge_state_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(phase__in=[p.value for p in JudgePhase]),
+                name="run_judge_state_phase_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}: {self.judge_id} {self.phase}"
+
+
+class WorkerPresence(models.Model):
+    """A Celery worker's last sign of life and the queues it consumes.
+
+    Written every few seconds by the worker itself (jury.presence.PresenceStep), so
+    it works on every broker, the embedded SQLite one included, which has no remote
+    control to ask workers with.
+    """
+
+    hostname = models.CharField(max_length=255, unique=True)
+    queues = models.JSONField(default=list)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    # Set by a warm shutdown; a killed worker just stops being seen.
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["hostname"]
+
+    def __str__(self) -> str:
+        return f"{self.hostname} ({', '.join(self.queues)})"
 
 
 class GenerationKind(models.TextChoices):

@@ -1,13 +1,42 @@
 """Celery tasks of the jury: each loads ids and calls one service."""
 
-from celery import shared_task
+import logging
+from typing import Any
+
+from celery import Task, shared_task
 from kombu.exceptions import OperationalError as BrokerError
 
 from jury.backends.base import BackendUnavailable
-from jury.runs import judge_chunk
+from jury.runs import error_text, judge_chunk, record_failure
+
+logger = logging.getLogger(__name__)
+
+
+class JudgeChunkTask(Task):
+    """Records a chunk that failed for good on its run (retries do not come here)."""
+
+    def on_failure(
+        self,
+        exc: Exception,
+        task_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        einfo: Any,
+    ) -> None:
+        given = dict(zip(("run_id", "judge_id"), args, strict=False)) | kwargs
+        try:
+            record_failure(
+                run_id=given["run_id"],
+                judge_id=given["judge_id"],
+                error=error_text(exc),
+            )
+        except Exception as failure:  # the task's own failure is logged by Celery
+            logger.warning("jury chunk: could not record its failure: %s", failure)
 
 
 @shared_task(
+    base=JudgeChunkTask,
+    bind=True,
     name="jury.judge_chunk",
     acks_late=True,
     reject_on_worker_lost=True,
@@ -17,9 +46,16 @@ from jury.runs import judge_chunk
     retry_backoff=True,
     max_retries=5,
 )
-def judge_chunk_task(run_id: int, judge_id: int, dialogue_ids: list[int]) -> int:
+def judge_chunk_task(
+    self: Task, run_id: int, judge_id: int, dialogue_ids: list[int]
+) -> int:
     """One judge, one chunk of a run; sent to the judge's queue (jury.<judge>)."""
-    return judge_chunk(run_id=run_id, judge_id=judge_id, dialogue_ids=dialogue_ids)
+    return judge_chunk(
+        run_id=run_id,
+        judge_id=judge_id,
+        dialogue_ids=dialogue_ids,
+        worker=self.request.hostname or "",
+    )
 
 
 # The worker imports this module only (Celery's autodiscovery looks for `tasks`):

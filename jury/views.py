@@ -1,4 +1,5 @@
-"""Jury pages for leads: runs with live progress, and each run's votes side by side."""
+"""Jury pages for leads: runs with live progress, each run's votes side by side, and
+the judges (read-only; admins edit them in the admin)."""
 
 from collections import defaultdict
 from typing import Any
@@ -14,9 +15,20 @@ from accounts.permissions import lead_required
 from annotation.models import Dialogue, JuryDecision, Label, LabelCategory, VoteKind
 from annotation.views import HtmxHttpRequest
 from jury.aggregation import pairwise_agreement
-from jury.forms import RunForm
-from jury.models import Judge, JuryRun, RunDialogue
-from jury.runs import RunError, cancel_run, resume_run, run_progress, start_run
+from jury.forms import RunForm, ScopeForm
+from jury.models import Judge, JuryRun, RunDialogue, Scope
+from jury.presence import queue_listeners
+from jury.run_state import Waiting
+from jury.runs import (
+    RunError,
+    cancel_run,
+    nothing_to_judge,
+    resume_run,
+    run_progress,
+    run_state,
+    scope_selection,
+    start_run,
+)
 
 FILTERS = {
     "": "All",
@@ -29,21 +41,59 @@ FILTERS = {
 }
 
 
+def _judge_rows(judges: list[Judge]) -> list[tuple[Judge, Any]]:
+    """Each judge with the worker seen on its queue (one query for all)."""
+    listeners = queue_listeners(j.queue_name for j in judges)
+    return [(j, listeners[j.queue_name]) for j in judges]
+
+
 @require_GET
 @lead_required
 def run_list(request: HtmxHttpRequest) -> HttpResponse:
     runs = JuryRun.objects.select_related("batch", "created_by").prefetch_related(
         "judges"
     )[:50]
-    judges = Judge.objects.order_by("name")
+    judges = _judge_rows(list(Judge.objects.order_by("name")))
     return render(
         request, "jury/run_list.html", {"runs": runs, "judges": judges, "nav": "jury"}
     )
 
 
+@require_GET
+@lead_required
+def judge_list(request: HtmxHttpRequest) -> HttpResponse:
+    judges = _judge_rows(list(Judge.objects.order_by("name")))
+    return render(request, "jury/judge_list.html", {"judges": judges, "nav": "jury"})
+
+
+def _scope_summary(data: Any) -> dict[str, Any]:
+    """What the run would judge with the form's scope as filled in so far."""
+    form = ScopeForm({"scope": Scope.UNSAFE_MAJORITY} | data.dict())
+    if not form.is_valid():
+        return {"selection": None}
+    scope = form.cleaned_data["scope"]
+    selection = scope_selection(
+        batch=form.cleaned_data["batch"],
+        scope=scope,
+        sources=form.cleaned_data["sources"],
+        include_incomplete=form.cleaned_data["include_incomplete"],
+    )
+    return {
+        "selection": selection,
+        "summary_batch": form.cleaned_data["batch"],
+        "empty_reason": ""
+        if selection.dialogue_ids
+        else nothing_to_judge(scope, selection),
+    }
+
+
 @require_http_methods(["GET", "POST"])
 @lead_required
 def run_new(request: HtmxHttpRequest) -> HttpResponse:
+    if request.htmx and request.GET.get("part") == "summary":
+        return render(
+            request, "jury/run_new.html#scope-summary", _scope_summary(request.GET)
+        )
     form = RunForm(request.POST or None, initial={"batch": request.GET.get("batch")})
     if request.method == "POST" and form.is_valid():
         try:
@@ -52,6 +102,7 @@ def run_new(request: HtmxHttpRequest) -> HttpResponse:
                 judges=list(form.cleaned_data["judges"]),
                 scope=form.cleaned_data["scope"],
                 sources=form.cleaned_data["sources"],
+                include_incomplete=form.cleaned_data["include_incomplete"],
                 chunk_size=form.cleaned_data["chunk_size"],
                 by=request.user,
             )
@@ -60,7 +111,9 @@ def run_new(request: HtmxHttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Jury run {run.pk} started.")
             return redirect("jury:run_detail", pk=run.pk)
-    return render(request, "jury/run_new.html", {"form": form, "nav": "jury"})
+    context = {"form": form, "nav": "jury"}
+    context |= _scope_summary(request.POST if request.method == "POST" else request.GET)
+    return render(request, "jury/run_new.html", context)
 
 
 def _dialogue_rows(run: JuryRun, selected: str) -> Any:
@@ -105,7 +158,15 @@ def _dialogue_rows(run: JuryRun, selected: str) -> Any:
 def run_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(JuryRun.objects.select_related("batch"), pk=pk)
     progress = run_progress(run)
-    context: dict[str, Any] = {"run": run, "progress": progress, "nav": "jury"}
+    context: dict[str, Any] = {
+        "run": run,
+        "progress": progress,
+        "state": run_state(run, progress),
+        "waiting": Waiting.from_json(run.waiting_for_votes).text(
+            included=run.include_incomplete
+        ),
+        "nav": "jury",
+    }
     if request.htmx and request.GET.get("part") == "progress":
         return render(request, "jury/run_detail.html#run-progress", context)
     selected = request.GET.get("show", "")

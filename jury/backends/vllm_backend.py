@@ -92,6 +92,12 @@ class VLLMBackend:
             raise BackendError(f"judge {config.name!r}: no model given")
         self.config = config
 
+    def load(self) -> Any:
+        """Start the process's engine now (or reuse it), so that a run can say
+        "Loading the model" while it loads (jury.runs); `generate` would start it
+        otherwise."""
+        return _get_engine(self.config)
+
     def generate(
         self,
         conversations: Sequence[Conversation],

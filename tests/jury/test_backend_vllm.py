@@ -141,6 +141,21 @@ def test_one_engine_serves_every_chunk_and_each_chunk_is_one_chat_call(
     assert params["structured_outputs"].kwargs == {"json": SCHEMA}
 
 
+def test_loading_starts_the_engine_once_and_generating_reuses_it(
+    fake_vllm: FakeVLLM,
+) -> None:
+    # given a backend whose engine a run loads before its first chunk
+    backend = get_backend(CONFIG)
+
+    # when it loads, and then judges a chunk
+    backend.load()
+    backend.generate([user("a")], schema=SCHEMA)
+
+    # then one engine was started, by the load, and the chunk used it
+    assert len(fake_vllm.engines) == 1
+    assert len(fake_vllm.chats) == 1
+
+
 def test_outputs_map_back_in_order_with_their_token_counts(
     fake_vllm: FakeVLLM,
 ) -> None:

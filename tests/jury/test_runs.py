@@ -6,6 +6,7 @@ server (tests/jury/scripted_server.py); the real model runs in test_worker_e2e.p
 
 import io
 import json
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -14,15 +15,20 @@ from django.core.management.base import CommandError
 
 from annotation.models import JuryDecision, Label, LabelCategory
 from jury.backends import clear_backends
-from jury.models import Backend, Judge, JuryRun, RunStatus, Scope
+from jury.models import Backend, Judge, JuryRun, RunJudgeState, RunStatus, Scope
+from jury.run_state import Waiting
 from jury.runs import (
     RunError,
     cancel_run,
     judge_chunk,
     missing_work,
+    resume_run,
     run_in_process,
     run_progress,
+    run_state,
+    scope_selection,
     select_dialogues,
+    set_status,
     start_run,
 )
 from tests.factories import BatchFactory, DialogueFactory, LabelFactory
@@ -258,3 +264,231 @@ def test_jury_run_command_names_what_is_wrong(batch):
     with pytest.raises(CommandError, match="no judge named ghost"):
         call_command("jury_run", "--batch", "jury", "--judges", "ghost", "--sync")
     assert JuryRun.objects.count() == 0
+
+
+# --- the "humans call unsafe" scope waits for complete human votes (issue 11) -------
+
+
+def votes(dialogue, *labels: str) -> None:
+    for label in labels:
+        LabelFactory(dialogue=dialogue, label=label)
+
+
+@pytest.fixture
+def half_voted():
+    """Three votes required: one dialogue complete, two still waiting (1 and 2
+    votes), all three unsafe so far; a gold item with four votes; a refusal."""
+    batch = BatchFactory(name="half-voted", labels_required=3)
+    complete = DialogueFactory(batch=batch, response="complete")
+    votes(complete, "unsafe", "unsafe", "safe")
+    one = DialogueFactory(batch=batch, response="one vote")
+    votes(one, "unsafe")
+    two = DialogueFactory(batch=batch, response="two votes")
+    votes(two, "unsafe", "unsafe")
+    split = DialogueFactory(batch=batch, response="two votes, split")
+    votes(split, "unsafe", "safe")  # no unsafe majority so far: not waiting for it
+    gold = DialogueFactory(batch=batch, response="gold", is_gold=True)
+    votes(gold, "unsafe", "unsafe", "unsafe", "safe")  # every annotator sees gold
+    refusal = DialogueFactory(
+        batch=batch, response="I can't help with that.", augmentation="refusal"
+    )
+    votes(refusal, "unsafe", "unsafe", "unsafe")
+    return batch, {"complete": complete, "one": one, "two": two, "gold": gold}
+
+
+def test_the_unsafe_scope_takes_only_dialogues_whose_human_votes_are_complete(
+    half_voted,
+):
+    batch, d = half_voted
+
+    # when the default scope selects
+    selection = scope_selection(batch=batch, scope=Scope.UNSAFE_MAJORITY)
+
+    # then only complete votes count (the gold item has more than required); the
+    # two that wait are counted, with the votes they have
+    assert selection.dialogue_ids == sorted([d["complete"].pk, d["gold"].pk])
+    assert select_dialogues(batch=batch, scope=Scope.UNSAFE_MAJORITY) == (
+        selection.dialogue_ids
+    )
+    assert selection.waiting == Waiting(
+        dialogues=2, vote_counts=(1, 2), labels_required=3
+    )
+    assert selection.left_out == 2
+    assert selection.waiting_text() == (
+        "2 left out: still waiting for human votes (1 or 2 of 3)"
+    )
+
+
+def test_a_lead_can_widen_the_scope_to_dialogues_still_waiting(half_voted):
+    batch, d = half_voted
+
+    selection = scope_selection(
+        batch=batch, scope=Scope.UNSAFE_MAJORITY, include_incomplete=True
+    )
+
+    assert selection.dialogue_ids == sorted(
+        [d["complete"].pk, d["one"].pk, d["two"].pk, d["gold"].pk]
+    )
+    assert selection.left_out == 0
+    assert selection.waiting_text() == (
+        "2 included although still waiting for human votes (1 or 2 of 3)"
+    )
+
+
+def test_a_run_stores_what_its_scope_left_out(half_voted, endpoint):
+    batch, d = half_voted
+    keyword = judge("a-keyword", "keyword", endpoint)
+
+    run = start_run(batch=batch, judges=[keyword], enqueue=False)
+
+    assert sorted(run.targets.values_list("dialogue_id", flat=True)) == sorted(
+        [d["complete"].pk, d["gold"].pk]
+    )
+    run.refresh_from_db()
+    assert (run.include_incomplete, run.waiting_for_votes) == (
+        False,
+        {"dialogues": 2, "vote_counts": [1, 2], "labels_required": 3},
+    )
+
+
+def test_a_run_with_only_incomplete_votes_is_refused_with_the_count(endpoint):
+    # given a batch whose only unsafe-leaning dialogue has 1 of 3 votes
+    batch = BatchFactory(name="early", labels_required=3)
+    votes(DialogueFactory(batch=batch), "unsafe")
+    keyword = judge("a-keyword", "keyword", endpoint)
+
+    # when a run is started with the default scope, then it is refused with why
+    with pytest.raises(RunError) as refused:
+        start_run(batch=batch, judges=[keyword])
+    assert str(refused.value) == (
+        "No dialogue to judge: no response in this batch has an unsafe human "
+        "majority with complete votes yet. 1 left out: still waiting for human "
+        "votes (1 of 3)."
+    )
+    # and no run was written
+    assert JuryRun.objects.count() == 0
+
+
+def test_jury_run_command_widens_the_scope_and_reports_what_was_left_out(
+    half_voted, endpoint
+):
+    batch, _ = half_voted
+    judge("a-keyword", "keyword", endpoint)
+
+    def run_command(*extra: str) -> dict:
+        out = io.StringIO()
+        call_command(
+            "jury_run",
+            "--batch",
+            batch.name,
+            "--judges",
+            "a-keyword",
+            "--sync",
+            "--json",
+            *extra,
+            stdout=out,
+        )
+        return json.loads(out.getvalue())
+
+    default = run_command()
+    assert (default["dialogues"], default["left_out"]) == (2, 2)
+    assert default["waiting_for_votes"] == {
+        "dialogues": 2,
+        "vote_counts": [1, 2],
+        "labels_required": 3,
+        "included": False,
+    }
+    widened = run_command("--include-incomplete")
+    assert (widened["dialogues"], widened["left_out"]) == (4, 0)
+    assert widened["waiting_for_votes"]["included"] is True
+    assert JuryRun.objects.get(pk=widened["run"]).include_incomplete is True
+
+
+# --- what the worker records: the judge's state, failures (issue 11) ----------------
+
+
+def test_judging_records_the_judge_state_once_per_worker_process(batch, endpoint):
+    # given a run of one judge in chunks of one dialogue
+    keyword = judge("a-keyword", "keyword", endpoint)
+    run = start_run(
+        batch=batch,
+        judges=[keyword],
+        scope=Scope.ALL_RESPONSES,
+        chunk_size=1,
+        enqueue=False,
+    )
+    first, *rest = [chunk for _, chunk in missing_work(run)]
+
+    # when the first chunk runs in a worker named w1@host
+    judge_chunk(run_id=run.pk, judge_id=keyword.pk, dialogue_ids=first, worker="w1@h")
+
+    # then the judge is running in that process, its rate counted from no vote
+    state = RunJudgeState.objects.get(run=run, judge=keyword)
+    assert (state.phase, state.worker, state.worker_pid, state.votes_at_start) == (
+        "running",
+        "w1@h",
+        os.getpid(),
+        0,
+    )
+    assert state.loading_since <= state.running_since
+    written_at = state.updated_at
+
+    # when the other chunks run in the same process, the state is only read
+    for chunk in rest:
+        judge_chunk(
+            run_id=run.pk, judge_id=keyword.pk, dialogue_ids=chunk, worker="w1@h"
+        )
+    state.refresh_from_db()
+    assert (state.phase, state.updated_at) == ("running", written_at)
+
+    # and the run page's words: done
+    run.refresh_from_db()
+    assert run_state(run, run_progress(run)).headline == "Done"
+
+
+def test_a_judge_whose_model_cannot_load_fails_the_run_with_the_error(batch):
+    # given a judge whose model file does not exist
+    broken = Judge.objects.create(
+        name="broken", backend=Backend.TRANSFORMERS, model="/nowhere/model.gguf"
+    )
+    run = start_run(
+        batch=batch, judges=[broken], scope=Scope.ALL_RESPONSES, enqueue=False
+    )
+
+    # when it runs in process
+    with pytest.raises(RunError, match="judge broken failed"):
+        run_in_process(run=run)
+
+    # then the run failed with the judge's error, and no vote was written
+    run.refresh_from_db()
+    error = "BackendError: judge 'broken': model '/nowhere/model.gguf' does not exist"
+    assert (run.status, run.error) == ("failed", f"broken: {error}")
+    assert run.finished_at is not None
+    state = RunJudgeState.objects.get(run=run)
+    assert (state.phase, state.error) == ("failed", error)
+    assert Label.objects.filter(run_key=run.key).count() == 0
+    # and chunks still queued for it do nothing
+    ids = list(run.targets.values_list("dialogue_id", flat=True))
+    assert judge_chunk(run_id=run.pk, judge_id=broken.pk, dialogue_ids=ids) == 0
+
+    # when the lead resumes it, the error is cleared and the judge is queued again
+    resume_run(run=run)
+    run.refresh_from_db()
+    assert (run.status, run.error, run.finished_at) == ("running", "", None)
+    assert not RunJudgeState.objects.filter(run=run).exists()
+
+
+def test_a_run_moves_only_as_its_transitions_allow(batch, endpoint):
+    keyword = judge("a-keyword", "keyword", endpoint)
+    run = start_run(
+        batch=batch, judges=[keyword], scope=Scope.ALL_RESPONSES, enqueue=False
+    )
+    run_in_process(run=run)
+
+    # a finished run cannot be cancelled, failed or resumed
+    assert set_status(run.pk, RunStatus.CANCELLED) is False
+    assert set_status(run.pk, RunStatus.FAILED, error="late") is False
+    with pytest.raises(RunError, match="complete"):
+        resume_run(run=run)
+    run.refresh_from_db()
+    assert (run.status, run.error) == ("done", "")

@@ -1,7 +1,9 @@
 """The jury end to end: a real Celery worker process on Redis and PostgreSQL runs three
-SmolLM2 judge slots (transformers backend, CPU) over a batch, and survives a crash.
+SmolLM2 judge slots (transformers backend, CPU) over a batch, and survives a crash;
+the run page follows what the worker records (where it listens, each judge's state,
+a judge that fails).
 
-Both tests start `celery -A config worker` as a child process (see conftest.py) and
+The tests start `celery -A config worker` as a child process (see conftest.py) and
 share one xdist process, one after the other, so two model-loading workers never
 compete for the CPU.
 """
@@ -9,7 +11,8 @@ compete for the CPU.
 import re
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from html import unescape
 from html.parser import HTMLParser
 
 import pytest
@@ -19,10 +22,20 @@ from django_celery_results.models import TaskResult
 from accounts.models import User
 from annotation.models import Batch, JuryDecision, Label, LabelCategory, VoteKind
 from jury.aggregation import JudgeVote, decide
-from jury.models import Backend, Judge, JuryRun, RunStatus, Scope
+from jury.models import (
+    Backend,
+    Judge,
+    JuryRun,
+    RunJudgeState,
+    RunStatus,
+    Scope,
+    WorkerPresence,
+)
+from jury.presence import queue_listeners
 from jury.runs import run_progress, start_run
 from tests.factories import BatchFactory, DialogueFactory
 from tests.jury.conftest import LOG_TAIL, Broker, WorkerProcess
+from tests.jury.scripted_server import scripted_server
 
 pytestmark = pytest.mark.xdist_group("jury-worker")
 
@@ -148,19 +161,28 @@ def dialogue_rows(client: Client, run: JuryRun) -> list[list[str]]:
 
 
 def progress_fragment(client: Client, run: JuryRun) -> dict[str, str | bool]:
-    """What the htmx poll of the run page gets: percent, status, still polling."""
+    """What the htmx poll of the run page gets: percent, status, the state in words
+    (its phase and its sentence), still polling."""
     response = client.get(f"/jury/runs/{run.pk}/?part=progress", HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     html = response.content.decode()
     assert html.lstrip().startswith('<section id="run-progress"')
     percent = re.search(r'aria-valuenow="(\d+)"', html)
     status = re.search(r'data-status="(\w+)"', html)
-    assert percent and status, html
+    state = re.search(r'data-state="(\w+)"', html)
+    detail = re.search(r'<span class="run-state-detail">([^<]*)</span>', html)
+    assert percent and status and state and detail, html
     return {
         "percent": percent.group(1),
         "status": status.group(1),
+        "state": state.group(1),
+        "detail": unescape(detail.group(1)),
         "polling": 'hx-trigger="every 2s"' in html,
     }
+
+
+# The order a run's phases come in (a poll may miss any but the first and last).
+PHASES = ["queued", "loading", "running", "done"]
 
 
 # --- what a finished run must hold ---------------------------------------------------
@@ -267,11 +289,15 @@ def test_a_worker_process_runs_three_smollm2_judges_and_the_page_reaches_100(
         chunk_size=CHUNK_SIZE,
         by=lead,
     )
-    # chunks of 4, 4 and 2 for each judge, queued once the run was committed
+    # chunks of 4, 4 and 2 for each judge, queued once the run was committed; the
+    # page says the run waits for a worker on the three queues
     assert broker.waiting(queues) == 9
     assert progress_fragment(lead_client, run) == {
         "percent": "0",
         "status": "running",
+        "state": "queued",
+        "detail": "Waiting for a worker: no worker listening on jury.e2e-a, "
+        "jury.e2e-b, jury.e2e-c.",
         "polling": True,
     }
     assert [row[1:4] for row in dialogue_rows(lead_client, run)] == [
@@ -288,14 +314,37 @@ def test_a_worker_process_runs_three_smollm2_judges_and_the_page_reaches_100(
 
     wait_for(finished, what="finished run", worker=worker, every=1.0)
 
-    # then: the page polled its way to 100% and stopped polling
+    # then: the page polled its way to 100% and stopped polling, through the phases
+    # in their order, saying the rate and the time left while running
     percents = [int(str(f["percent"])) for f in seen]
     assert percents == sorted(percents)
-    assert progress_fragment(lead_client, run) == {
+    phases = [PHASES.index(str(f["state"])) for f in seen]
+    assert phases == sorted(phases), [f["state"] for f in seen]
+    assert any(
+        re.search(
+            r" votes · [\d.]+ votes/min · (about .+|under a minute) left\.$",
+            str(f["detail"]),
+        )
+        for f in seen
+        if f["state"] == "running"
+    ), [f["detail"] for f in seen]
+    final = progress_fragment(lead_client, run)
+    assert re.fullmatch(r"30 votes in .+\.", str(final.pop("detail"))), final
+    assert final == {
         "percent": "100",
         "status": "done",
+        "state": "done",
         "polling": False,
     }
+    # and the worker wrote each judge's state: loaded once, then running
+    states = list(RunJudgeState.objects.filter(run=run).order_by("judge__name"))
+    assert [(s.judge.name, s.phase, s.votes_at_start) for s in states] == [
+        (name, "running", 0) for name, _ in JUDGES
+    ]
+    for state in states:
+        assert state.worker.startswith("e2e-1@"), state.worker
+        assert state.worker_pid == worker.process.pid
+        assert state.loading_since <= state.running_since
     rows = dialogue_rows(lead_client, run)
     assert len(rows) == 10
     for row in rows:
@@ -396,3 +445,137 @@ def test_a_run_survives_a_killed_worker_with_one_vote_per_judge_and_dialogue(
         worker=second,
         timeout=30,
     )
+
+
+# --- what the worker tells the run page: who listens, and a judge that fails --------
+
+
+@pytest.fixture
+def endpoint() -> Iterator[str]:
+    """The scripted chat-completions server (the edge that leaves the machine)."""
+    with scripted_server() as (url, _):
+        yield url
+
+
+def wait_until_listening(queue: str, worker: WorkerProcess) -> None:
+    def listening() -> bool:
+        found = queue_listeners([queue])[queue]
+        return found is not None and found.listening
+
+    wait_for(
+        listening, what=f"a worker listening on {queue}", worker=worker, timeout=60
+    )
+
+
+def test_a_queued_run_waits_for_a_worker_and_the_worker_says_where_it_listens(
+    transactional_db: None,
+    broker: Broker,
+    start_jury_worker: Callable[..., WorkerProcess],
+    lead_client: Client,
+    endpoint: str,
+) -> None:
+    # given a run of one judge (a scripted model) whose queue has no worker yet
+    keyword = Judge.objects.create(
+        name="e2e-keyword", backend=Backend.OPENAI, model="keyword", endpoint=endpoint
+    )
+    broker.purge([keyword.queue_name])
+    run = start_run(
+        batch=make_batch(), judges=[keyword], scope=Scope.ALL_RESPONSES, chunk_size=5
+    )
+    assert progress_fragment(lead_client, run) == {
+        "percent": "0",
+        "status": "running",
+        "state": "queued",
+        "detail": "Waiting for a worker: no worker listening on jury.e2e-keyword.",
+        "polling": True,
+    }
+
+    # when a worker process starts on the queue
+    worker = start_jury_worker([keyword.queue_name])
+
+    # then it records itself, judges the run, and the page says who ran it
+    wait_until_listening(keyword.queue_name, worker)
+    wait_for(lambda: is_done(run), what="finished run", worker=worker, timeout=120)
+    [presence] = WorkerPresence.objects.filter(queues=[keyword.queue_name])
+    assert presence.hostname.startswith("e2e-1@")
+    assert (presence.pid, presence.stopped_at) == (worker.process.pid, None)
+    state = RunJudgeState.objects.get(run=run, judge=keyword)
+    assert (state.phase, state.worker, state.worker_pid) == (
+        "running",
+        presence.hostname,
+        worker.process.pid,
+    )
+    final = progress_fragment(lead_client, run)
+    assert (final["state"], final["polling"]) == ("done", False)
+    # and the finished run names the worker that judged, not who listens now
+    assert f"judged on {presence.hostname}" in (
+        lead_client.get(f"/jury/runs/{run.pk}/").content.decode()
+    )
+
+    # when the worker shuts down warm, then its row says it stopped
+    worker.stop()
+    assert worker.process.returncode == 0, worker.log_text()[-LOG_TAIL:]
+    presence.refresh_from_db()
+    assert presence.stopped_at is not None
+    html = lead_client.get("/jury/judges/").content.decode()
+    assert f"{presence.hostname} stopped " in html
+
+
+def test_a_judge_whose_model_cannot_load_fails_the_run_in_a_real_worker(
+    transactional_db: None,
+    broker: Broker,
+    start_jury_worker: Callable[..., WorkerProcess],
+    lead_client: Client,
+) -> None:
+    # given a run of a judge whose model file does not exist, in chunks of 4
+    broken = Judge.objects.create(
+        name="e2e-broken", backend=Backend.TRANSFORMERS, model="/nowhere/model.gguf"
+    )
+    broker.purge([broken.queue_name])
+    run = start_run(
+        batch=make_batch(), judges=[broken], scope=Scope.ALL_RESPONSES, chunk_size=4
+    )
+
+    # when a worker takes its chunks
+    worker = start_jury_worker([broken.queue_name])
+    wait_for(
+        lambda: JuryRun.objects.get(pk=run.pk).status == RunStatus.FAILED,
+        what="failed run",
+        worker=worker,
+        timeout=120,
+    )
+
+    # then the run failed with the judge's error, and the page says so and stops
+    error = (
+        "BackendError: judge 'e2e-broken': model '/nowhere/model.gguf' does not exist"
+    )
+    run.refresh_from_db()
+    assert run.error == f"e2e-broken: {error}"
+    state = RunJudgeState.objects.get(run=run, judge=broken)
+    assert (state.phase, state.error) == ("failed", error)
+    assert progress_fragment(lead_client, run) == {
+        "percent": "0",
+        "status": "failed",
+        "state": "failed",
+        "detail": f"e2e-broken: {error} (0 of 10 votes kept; Resume queues only the "
+        "missing ones.)",
+        "polling": False,
+    }
+    # and the other two chunks found the run failed and did nothing
+    wait_for(
+        lambda: (
+            TaskResult.objects.filter(task_name="jury.judge_chunk").count() == 3
+            and not TaskResult.objects.filter(
+                status__in=["PENDING", "STARTED"]
+            ).exists()
+        ),
+        what="three finished chunk tasks",
+        worker=worker,
+        timeout=60,
+    )
+    assert sorted(
+        TaskResult.objects.filter(task_name="jury.judge_chunk").values_list(
+            "status", flat=True
+        )
+    ) == ["FAILURE", "SUCCESS", "SUCCESS"]
+    assert Label.objects.filter(run_key=run.key).count() == 0

@@ -1,4 +1,5 @@
-"""python manage.py jury_run --batch NAME [--judges a,b,c] [--all-responses] [--sync] [--json]"""
+"""python manage.py jury_run --batch NAME [--judges a,b,c] [--all-responses]
+[--include-incomplete] [--sync] [--json]"""
 
 import json
 from typing import Any
@@ -7,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.models import Batch
 from jury.models import Judge, RunStatus, Scope
+from jury.run_state import Waiting
 from jury.runs import RunError, run_in_process, run_progress, start_run
 
 
@@ -25,6 +27,12 @@ class Command(BaseCommand):
             "--all-responses",
             action="store_true",
             help="judge every response, not only where the humans say unsafe",
+        )
+        parser.add_argument(
+            "--include-incomplete",
+            action="store_true",
+            help="also judge dialogues still waiting for human votes (where the "
+            "votes so far say unsafe); by default only complete votes count",
         )
         parser.add_argument(
             "--source", action="append", help="only this source (repeatable)"
@@ -60,6 +68,7 @@ class Command(BaseCommand):
                 if opts["all_responses"]
                 else Scope.UNSAFE_MAJORITY,
                 sources=opts["source"],
+                include_incomplete=opts["include_incomplete"],
                 chunk_size=opts["chunk_size"],
                 enqueue=not opts["sync"],
             )
@@ -69,6 +78,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         run.refresh_from_db()
         progress = run_progress(run)
+        waiting = Waiting.from_json(run.waiting_for_votes)
         summary = {
             "run": run.pk,
             "status": run.status,
@@ -78,13 +88,18 @@ class Command(BaseCommand):
             "valid": progress.valid,
             "invalid": progress.invalid,
             "decisions": progress.decisions,
+            "left_out": 0 if run.include_incomplete else waiting.dialogues,
+            "waiting_for_votes": waiting.as_json()
+            | {"included": run.include_incomplete},
         }
         if opts["json"]:
             self.stdout.write(json.dumps(summary))
             return
         verb = "judged" if run.status == RunStatus.DONE else "queued"
+        note = waiting.text(included=run.include_incomplete)
         self.stdout.write(
             f"run {run.pk} on {batch.name}: {progress.dialogues} dialogues x "
             f"{len(judges)} judges {verb}; {progress.votes} votes "
             f"({progress.invalid} invalid); decisions {progress.decisions}"
+            + (f"; {note}" if note else "")
         )
