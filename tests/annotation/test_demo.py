@@ -7,8 +7,15 @@ import pytest
 from django.core.management import call_command
 
 from accounts.models import Role, User
-from annotation.demo import DEMO_FILE, DEMO_PASSWORD
-from annotation.models import Batch, Dialogue, Label
+from annotation.demo import (
+    DEMO_FILE,
+    DEMO_PASSWORD,
+    REVIEWERS,
+    demo_rows,
+    dialogue_length,
+    review_ms,
+)
+from annotation.models import Batch, Dialogue, Flag, Label
 
 pytestmark = pytest.mark.django_db
 
@@ -26,10 +33,10 @@ def test_seed_demo_creates_the_batch_users_and_assignments():
     # then the demo batch holds every dialogue of the demo file, needing 3 votes
     batch = Batch.objects.get(name="demo")
     rows = json.loads(DEMO_FILE.read_text(encoding="utf-8"))
-    assert batch.dialogues.count() == len(rows) == 40
+    assert batch.dialogues.count() == len(rows) == 43
     assert batch.labels_required == 3
     assert batch.taxonomy.name == "Aegis 2.0"
-    assert sum(1 for d in batch.dialogues.all() if d.response is not None) == 34
+    assert sum(1 for d in batch.dialogues.all() if d.response is not None) == 37
     # and annotator1..12, lead and admin exist with the printed password
     annotators = User.objects.filter(username__startswith="annotator")
     assert sorted(annotators.values_list("username", flat=True)) == sorted(
@@ -52,10 +59,10 @@ def test_seed_demo_creates_the_batch_users_and_assignments():
     # and the logins are printed
     assert "annotator1 .. annotator12" in output
     assert DEMO_PASSWORD in output
-    # and annotators start blind: no votes, no expected answers in the metadata
+    # and annotators start blind: no votes, no answers or reviews in the metadata
     assert Label.objects.filter(dialogue__batch=batch).count() == 0
     assert not any(
-        "expected" in d.metadata or "categories" in d.metadata
+        set(d.metadata) & {"expected", "categories", "reviews", "flags"}
         for d in Dialogue.objects.all()
     )
 
@@ -91,26 +98,88 @@ def test_the_reviewed_demo_batch_gives_the_leads_screens_something_to_show(
     # when the demo is seeded
     with django_capture_on_commit_callbacks(execute=False):
         output = run_seed()
-    # then demo-reviewed holds the same 40 dialogues with three reviewers' votes
+    # then demo-reviewed holds the same 43 dialogues with three reviewers' votes
     reviewed = Batch.objects.get(name="demo-reviewed")
-    assert reviewed.dialogues.count() == 40
-    assert Label.objects.filter(dialogue__batch=reviewed).count() == 120
+    assert reviewed.dialogues.count() == 43
+    assert Label.objects.human().filter(dialogue__batch=reviewed).count() == 129
     assert set(
-        Label.objects.filter(dialogue__batch=reviewed).values_list(
-            "annotator__username", flat=True
-        )
+        Label.objects.human()
+        .filter(dialogue__batch=reviewed)
+        .values_list("annotator__username", flat=True)
     ) == {"reviewer-a", "reviewer-b", "reviewer-c"}
     assert "demo-reviewed" in output
-    # and its final labels resolve the prompt-only and safe dialogues, leave some
-    # splits for adjudication and some Other texts to standardise
+    # and its final labels resolve the prompt-only and safe dialogues, leave the
+    # human splits for adjudication and the Other texts to standardise
     counts = derive_batch(reviewed)
     assert counts["unanimous"] + counts.get("majority", 0) >= 10
-    assert len(adjudication_queue(batch=reviewed)) >= 5
-    groups = {g.text: g.votes for g in other_groups(batch=reviewed)}
-    assert groups["phishing kit"] >= 3
+    assert len(adjudication_queue(batch=reviewed)) >= 8
+    groups = {g.text: (g.votes, g.examples) for g in other_groups(batch=reviewed)}
+    assert groups["jailbreak"] == (2, ["jailbreak"])
+    assert groups["jailbreak attempt, role-play"] == (
+        2,
+        ["Jailbreak attempt, role-play", "jailbreak attempt, role-play."],
+    )
+    assert groups["animal cruelty"] == (1, ["animal cruelty"])
+    # and the reviewer's flag is there for the leads
+    flag = Flag.objects.get(dialogue__batch=reviewed)
+    assert (flag.dialogue.external_id, flag.annotator.username, flag.reason) == (
+        "demo-034",
+        "reviewer-c",
+        "guideline_unclear",
+    )
     # and seeding again adds nothing to it
     run_seed()
-    assert Label.objects.filter(dialogue__batch=reviewed).count() == 120
+    assert Label.objects.human().filter(dialogue__batch=reviewed).count() == 129
+    assert Flag.objects.count() == 1
+
+
+def test_the_reviewers_votes_are_the_ones_written_next_to_each_dialogue():
+    # given the demo file and the seeded demo
+    rows = {row["id"]: row for row in demo_rows()}
+    run_seed()
+
+    # then every reviewer's stored vote is the one the file states for them
+    votes = (
+        Label.objects.human()
+        .filter(dialogue__batch__name="demo-reviewed")
+        .select_related("dialogue", "annotator")
+        .prefetch_related("label_categories__category")
+    )
+    for vote in votes:
+        written = rows[vote.dialogue.external_id]["reviews"][vote.annotator.username]
+        assert (
+            vote.label,
+            [lc.category.name for lc in vote.label_categories.order_by("position")],
+            vote.other_text,
+            vote.comment,
+        ) == (
+            written["label"],
+            written.get("categories", []),
+            written.get("other", ""),
+            written.get("comment", ""),
+        ), vote.dialogue.external_id
+    # and an Other text appears only on a dialogue our own answer says needs Other
+    # (no listed category fits it), never on an unrelated one
+    with_other = {v.dialogue.external_id for v in votes if v.other_text}
+    assert with_other == {"demo-033", "demo-041", "demo-042", "demo-043"}
+    assert all("Other" in rows[d]["categories"] for d in with_other)
+
+
+def test_the_reviewers_work_at_their_own_pace():
+    # given the demo's dialogues, short and long
+    rows = demo_rows()
+    by_length = sorted(rows, key=dialogue_length)
+    short, long = by_length[0], by_length[-1]
+
+    # then the careful reviewer is slowest, the fast one fastest, on every dialogue
+    for row in rows:
+        a, b, c = (review_ms(row, r) for r in REVIEWERS)
+        assert a > c > b, row["id"]
+    # and each takes longer on the longest dialogue than on the shortest
+    for reviewer in REVIEWERS:
+        assert review_ms(long, reviewer) > review_ms(short, reviewer)
+    # and the times are fixed numbers, the same on every machine (no random state)
+    assert review_ms(rows[0], "reviewer-b") == 17242
 
 
 def test_demo_file_uses_only_taxonomy_strings():
@@ -120,5 +189,11 @@ def test_demo_file_uses_only_taxonomy_strings():
     names = set(Taxonomy.objects.default().categories.values_list("name", flat=True))
     rows = json.loads(DEMO_FILE.read_text(encoding="utf-8"))
     used = {c for row in rows for c in row["categories"]}
+    used |= {
+        c
+        for row in rows
+        for vote in row["reviews"].values()
+        for c in vote.get("categories", [])
+    }
     assert used <= names
     assert {row["expected"] for row in rows} == {"safe", "needs_caution", "unsafe"}
