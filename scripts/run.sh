@@ -59,6 +59,19 @@ PY
   sleep 0.5
 done
 
+# And once both workers say they listen (jury.presence), so the first import or
+# jury run does not wait for them, and their start-up lines come before the address.
+first_jury_queue=${JURY_QUEUES%%,*}
+for _ in $(seq 1 30); do
+  "$PY" manage.py shell -v 0 -c "
+import sys
+from jury.presence import queue_listeners
+found = queue_listeners(['default', '$first_jury_queue'])
+sys.exit(0 if all(w is not None and w.listening for w in found.values()) else 1)
+" 2>/dev/null && break
+  sleep 1
+done
+
 cat <<EOF
 
   Aegis Studio is at $URL   (Ctrl+C stops web and workers)
