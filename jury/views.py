@@ -205,6 +205,8 @@ def run_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "selected": selected,
         "matrix": matrix,
     }
+    if request.htmx and request.GET.get("part") == "results":
+        return render(request, "jury/run_detail.html#run-results", context)
     return render(request, "jury/run_detail.html", context)
 
 

@@ -254,6 +254,12 @@ def test_a_run_page_says_it_waits_for_a_worker_then_how_fast_it_runs(
         "running 8 of 12 votes · 2.0 votes/min · about 2 min left"
     )
     assert "jury@laptop listening on jury.demo-smollm2-a" in progress.inner_text()
+    # and the votes so far show in the table without a reload
+    safe = page.locator("#run-results tbody .badge.safe")
+    page.wait_for_function(
+        "document.querySelectorAll('#run-results tbody .badge.safe').length === 12"
+    )
+    assert safe.count() == 12
     screenshot(page, "jury-run-running")
 
     # when the run finishes, the page says done and stops polling
@@ -262,3 +268,6 @@ def test_a_run_page_says_it_waits_for_a_worker_then_how_fast_it_runs(
     )
     page.wait_for_selector('#run-progress[data-state="done"]')
     assert page.locator("#run-progress").get_attribute("hx-trigger") is None
+    page.wait_for_function(
+        "!document.querySelector('#run-results').hasAttribute('hx-trigger')"
+    )

@@ -203,6 +203,41 @@ def test_the_progress_fragment_is_what_htmx_polls(lead_client: Client):
     assert "<html" not in html
 
 
+def test_the_votes_refresh_while_the_run_goes_on_and_stop_when_it_is_done(
+    lead_client: Client,
+):
+    # given a run that has just been queued: its votes say pending
+    run, _ = make_run(votes=False)
+    page = lead_client.get(f"/jury/runs/{run.pk}/?show=&page=1").content.decode()
+    assert page.count('<span class="subtle">pending</span>') == 9
+    assert (
+        f'<div id="run-results" hx-get="/jury/runs/{run.pk}/?show=&amp;page=1&amp;'
+        'part=results" hx-trigger="every 5s" hx-swap="outerHTML">' in page
+    )
+
+    # when the votes are written and the page polls its results
+    record_model_votes(
+        run_key=run.key,
+        votes=[
+            ModelVoteIn(d, judge, True, "safe", ())
+            for d in RunDialogue.objects.filter(run=run).values_list(
+                "dialogue_id", flat=True
+            )
+            for judge in ("a-judge", "b-judge", "c-judge")
+        ],
+    )
+    JuryRun.objects.filter(pk=run.pk).update(status="done")
+    part = lead_client.get(
+        f"/jury/runs/{run.pk}/", {"part": "results"}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+
+    # then the fragment shows them, and a finished run polls no more
+    assert part.lstrip().startswith('<div id="run-results">')
+    assert "<html" not in part
+    assert "pending" not in part
+    assert part.count('<span class="badge safe">Safe</span>') == 9
+
+
 def test_the_run_page_query_count_does_not_grow_with_the_run(
     lead_client: Client, django_assert_max_num_queries
 ):
