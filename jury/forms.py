@@ -7,10 +7,20 @@ from jury.models import Judge, Scope
 from jury.presence import Listener, queue_listeners
 
 
+def cannot_run(judge: Judge, listener: Listener | None) -> str:
+    """Why the new-run form offers a judge disabled; "" when it can run now. A judge
+    with no worker on its queue would only queue chunks nobody takes (the run would
+    sit "queued"), so the form names the command that starts one instead."""
+    if judge.unavailable_reason:
+        return judge.unavailable_reason
+    if listener is None or not listener.listening:
+        return f"no worker listening on {judge.queue_name}"
+    return ""
+
+
 class JudgeCheckboxes(forms.CheckboxSelectMultiple):
-    """Judge checkboxes that say why a judge cannot run (disabled, with the reason)
-    and warn when no worker listens on its queue (still selectable: the chunks wait
-    in the queue for one)."""
+    """Judge checkboxes that say why a judge cannot run: disabled, with the reason
+    under the box (`cannot_run`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -21,20 +31,21 @@ class JudgeCheckboxes(forms.CheckboxSelectMultiple):
         option = super().create_option(*args, **kwargs)
         judge = self.judges.get(str(option["value"]))
         if judge is not None:
-            option["judge"] = judge
-            option["reason"] = judge.unavailable_reason
             listener = self.listeners.get(judge.queue_name)
+            option["judge"] = judge
             option["listener"] = listener
+            option["reason"] = cannot_run(judge, listener)
+            option["no_worker"] = not judge.unavailable_reason and bool(
+                option["reason"]
+            )
             attrs = option["attrs"]
             if option["reason"]:
                 attrs["disabled"] = True
                 option["selected"] = False
                 attrs.pop("checked", None)
-            if (option["reason"] or not (listener and listener.listening)) and (
-                "id" in attrs
-            ):
-                # The template's note under the box (its id is the box's + "-note").
-                attrs["aria-describedby"] = f"{attrs['id']}-note"
+                if "id" in attrs:
+                    # The template's note under the box (its id + "-note").
+                    attrs["aria-describedby"] = f"{attrs['id']}-note"
         return option
 
 
@@ -78,14 +89,19 @@ class RunForm(ScopeForm):
         judges = list(Judge.objects.order_by("name"))
         widget = self.fields["judges"].widget
         widget.judges = {str(j.pk): j for j in judges}
-        widget.listeners = queue_listeners(j.queue_name for j in judges)
-        self.fields["judges"].initial = [j.pk for j in judges if j.available]
+        widget.listeners = self.listeners = queue_listeners(
+            j.queue_name for j in judges
+        )
+        self.fields["judges"].initial = [
+            j.pk for j in judges if not cannot_run(j, self.listeners[j.queue_name])
+        ]
 
     def clean_judges(self) -> list[Judge]:
         judges = list(self.cleaned_data["judges"])
-        refused = [
-            f"{j.name} ({j.unavailable_reason})" for j in judges if not j.available
-        ]
+        reasons = {
+            j.name: cannot_run(j, self.listeners.get(j.queue_name)) for j in judges
+        }
+        refused = [f"{name} ({why})" for name, why in reasons.items() if why]
         if refused:
             raise forms.ValidationError("Not available: " + "; ".join(refused) + ".")
         return judges

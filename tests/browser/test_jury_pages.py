@@ -156,13 +156,14 @@ def test_the_new_run_form_disables_what_cannot_run_and_counts_what_waits(
         "Cannot run: model not set: set JURY_GEMMA_MODEL"
     )
     assert page.get_by_role("checkbox", name="old-judge").is_disabled()
-    # and the judges without a worker stay ticked, with a warning
+    # and the judges without a worker too, with the command that starts one
     b = page.get_by_role("checkbox", name="demo-smollm2-b")
-    assert b.is_enabled() and b.is_checked()
-    assert (
-        "No worker listening on jury.demo-smollm2-b"
-        in page.locator(f"#{b.get_attribute('aria-describedby')}").inner_text()
+    assert b.is_disabled() and not b.is_checked()
+    assert page.locator(f"#{b.get_attribute('aria-describedby')}").inner_text() == (
+        "Cannot run: no worker listening on jury.demo-smollm2-b. Start one with "
+        "QUEUES=jury.demo-smollm2-b make jury-worker, then reload this page."
     )
+    assert page.get_by_role("checkbox", name="demo-smollm2-a").is_checked()
     assert (
         page.get_by_role("checkbox", name="demo-smollm2-a").get_attribute(
             "aria-describedby"

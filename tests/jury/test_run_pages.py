@@ -257,6 +257,7 @@ def test_starting_a_run_from_the_page(
     judge = Judge.objects.create(
         name="x-judge", backend=Backend.OPENAI, model="m", endpoint="x"
     )
+    seen(["jury.x-judge"])
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = lead_client.post(
@@ -281,6 +282,7 @@ def test_a_run_that_cannot_start_says_why(lead_client: Client):
     judge = Judge.objects.create(
         name="x-judge", backend=Backend.OPENAI, model="m", endpoint="x"
     )
+    seen(["jury.x-judge"])
     response = lead_client.post(
         "/jury/runs/new/",
         {
@@ -403,12 +405,18 @@ def test_the_new_run_form_disables_judges_that_cannot_run_and_says_why(
     assert boxes[str(gemma.pk)] == {"disabled": True, "checked": False}
     assert boxes[str(off.pk)] == {"disabled": True, "checked": False}
     assert boxes[str(heard.pk)] == {"disabled": False, "checked": True}
-    assert boxes[str(lonely.pk)] == {"disabled": False, "checked": True}
+    assert boxes[str(lonely.pk)] == {"disabled": True, "checked": False}
     assert "Cannot run: model not set: set JURY_GEMMA_MODEL" in html
     assert "Cannot run: disabled in its configuration" in html
-    # and the judge with no worker stays selectable, with a warning; never a ${
-    assert html.count("No worker listening on <code>jury.lonely</code>") == 1
-    assert "No worker listening on <code>jury.heard</code>" not in html
+    # and the judge with no worker says how to start one; never a ${
+    assert (
+        html.count(
+            "Cannot run: no worker listening on <code>jury.lonely</code>. Start one with "
+            "<code>QUEUES=jury.lonely make jury-worker</code>, then reload this page."
+        )
+        == 1
+    )
+    assert "listening on <code>jury.heard</code>" not in html
     assert "${" not in html
 
 
@@ -429,6 +437,28 @@ def test_posting_a_judge_that_cannot_run_is_refused_by_the_form(
     assert response.status_code == 200
     assert (
         "Not available: gemma-2-27b (model not set: set JURY_GEMMA_MODEL)."
+        in response.content.decode()
+    )
+    assert JuryRun.objects.count() == 0
+
+
+def test_posting_a_judge_whose_queue_has_no_worker_is_refused(lead_client: Client):
+    # given a judge that could run, but no worker listens on its queue
+    batch = BatchFactory(name="unheard")
+    DialogueFactory(batch=batch, response="an answer")
+    judge = Judge.objects.create(name="unheard", backend=Backend.OPENAI, model="m")
+
+    # when the form is posted with it anyway
+    response = lead_client.post(
+        "/jury/runs/new/",
+        {"batch": "unheard", "judges": [judge.pk], "scope": "all_responses"}
+        | {"chunk_size": 8},
+    )
+
+    # then the form says why, and no run is queued
+    assert response.status_code == 200
+    assert (
+        "Not available: unheard (no worker listening on jury.unheard)."
         in response.content.decode()
     )
     assert JuryRun.objects.count() == 0

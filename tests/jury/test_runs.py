@@ -258,6 +258,35 @@ def test_jury_run_command_prints_one_json_object(batch, endpoint):
     assert summary["status"] == "done"
 
 
+def test_jury_run_command_queues_for_a_judge_nobody_listens_to_and_says_so(
+    batch, endpoint, django_capture_on_commit_callbacks
+):
+    # given a judge whose queue has no worker
+    judge("a-keyword", "keyword", endpoint)
+    out, err = io.StringIO(), io.StringIO()
+
+    # when a run is queued from the command line (not --sync)
+    with django_capture_on_commit_callbacks(execute=False):
+        call_command(
+            "jury_run",
+            "--batch",
+            "jury",
+            "--judges",
+            "a-keyword",
+            "--all-responses",
+            stdout=out,
+            stderr=err,
+        )
+
+    # then the run is queued, and the command says its chunks wait for a worker
+    assert JuryRun.objects.get().status == "running"
+    assert err.getvalue() == (
+        "no worker listening on jury.a-keyword: its chunks wait until one starts "
+        "(QUEUES=jury.a-keyword make jury-worker)\n"
+    )
+    assert "queued" in out.getvalue()
+
+
 def test_jury_run_command_names_what_is_wrong(batch):
     with pytest.raises(CommandError, match="no batch named 'nope'"):
         call_command("jury_run", "--batch", "nope", "--sync")

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.models import Batch
 from jury.models import Judge, RunStatus, Scope
+from jury.presence import queue_listeners
 from jury.run_state import Waiting
 from jury.runs import RunError, run_in_process, run_progress, start_run
 
@@ -97,6 +98,14 @@ class Command(BaseCommand):
             return
         verb = "judged" if run.status == RunStatus.DONE else "queued"
         note = waiting.text(included=run.include_incomplete)
+        if not opts["sync"]:
+            listeners = queue_listeners(j.queue_name for j in judges)
+            for queue, found in listeners.items():
+                if found is None or not found.listening:
+                    self.stderr.write(
+                        f"no worker listening on {queue}: its chunks wait until one "
+                        f"starts (QUEUES={queue} make jury-worker)"
+                    )
         self.stdout.write(
             f"run {run.pk} on {batch.name}: {progress.dialogues} dialogues x "
             f"{len(judges)} judges {verb}; {progress.votes} votes "
