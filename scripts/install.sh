@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 PY="$VENV/bin/python"
-LOG=var/install.log
-mkdir -p var
+LOG=${INSTALL_LOG:-var/install.log}
+mkdir -p "$(dirname "$LOG")"
 : >"$LOG"
 started=$SECONDS
 
