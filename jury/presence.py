@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from celery import bootsteps
-from django.db import IntegrityError, close_old_connections, connections
+from django.db import IntegrityError, connections
 from django.utils import timezone
 
 from jury.models import WorkerPresence
@@ -30,6 +30,19 @@ HEARTBEAT_SECONDS = 10.0
 LISTENING_WITHIN = timedelta(seconds=3 * HEARTBEAT_SECONDS)
 # Rows of workers gone this long are deleted by the next worker that starts.
 FORGET_AFTER = timedelta(days=7)
+
+# A prefork worker forks its pool's processes while the heartbeat thread may be in
+# the middle of a beat. A child forked then would inherit a database library (SQLite
+# above all) holding locks of a thread that does not exist in it, and hang on its
+# first query; a child that inherits an open SQLite connection corrupts its locking.
+# So a fork waits for the beat in progress to end, and a beat closes its connection
+# before it lets go.
+_beat = threading.Lock()
+os.register_at_fork(
+    before=_beat.acquire,
+    after_in_parent=_beat.release,
+    after_in_child=_beat.release,
+)
 
 
 @dataclass(frozen=True)
@@ -166,8 +179,11 @@ class Heartbeat:
 
     def _safely(self, what: str, step: Any) -> None:
         try:
-            close_old_connections()  # drop a connection an earlier error broke
-            step()
+            with _beat:  # no fork meanwhile (see `_beat`)
+                try:
+                    step()
+                finally:
+                    connections.close_all()  # this thread's only
         except Exception as exc:  # presence must never stop a worker
             if not self._failing:
                 logger.warning("worker presence: could not %s: %s", what, exc)

@@ -18,7 +18,7 @@ stop() {
   if [ -n "$web" ] || [ ${#pids[@]} -gt 0 ]; then
     echo
     echo "Stopping web and workers"
-    [ -n "$web" ] && kill -- "-$web" 2>/dev/null
+    [ -n "$web" ] && kill "$web" 2>/dev/null
     [ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null
     wait 2>/dev/null || true
   fi
@@ -38,9 +38,8 @@ pids+=($!)
   -n "jury-$$@%h" &
 pids+=($!)
 echo "Starting the web server on 127.0.0.1:$PORT"
-# In a session of its own: the autoreloader runs the server in a child, and both
-# are stopped together by their group id.
-setsid "$PY" manage.py runserver "127.0.0.1:$PORT" &
+# (Its autoreloader runs the server in a child; stopping the parent stops both.)
+"$PY" manage.py runserver "127.0.0.1:$PORT" &
 web=$!
 
 # The address is printed only once the server answers it.

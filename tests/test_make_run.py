@@ -3,12 +3,13 @@ what is being installed and how far it is, no wall of setuptools warnings, and t
 address printed only once the server answers; Ctrl+C (here SIGTERM) stops all."""
 
 import os
+import pty
+import select
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -128,45 +129,57 @@ def process_alive(pid: int) -> bool:
     return state != "Z"
 
 
+def read_until(fd: int, seen: bytearray, done, timeout: float) -> bool:
+    """Read the terminal into `seen` until `done(seen)` or the time is up."""
+    deadline = time.monotonic() + timeout
+    while not done(seen) and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # the terminal closed: everything in it has ended
+                return done(seen)
+            if not chunk:
+                return done(seen)
+            seen += chunk
+    return done(seen)
+
+
 @pytest.mark.xdist_group("make-run")
-def test_make_run_prints_the_address_once_the_server_answers_and_stops_it_all(
+def test_make_run_prints_the_address_once_the_server_answers_and_ctrl_c_stops_all(
     tmp_path,
 ):
-    # given a fresh data folder (SQLite, the embedded broker) and a free port
+    # given a fresh data folder (SQLite, the embedded broker) and a free port, and
+    # make run started in a terminal of its own, as a person starts it
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {
-        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")
+        },
         "AEGIS_DATA_DIR": str(tmp_path),
         "PORT": str(port),
         "VENV": str(Path(sys.executable).parents[1]),
     }
-    env.pop("CELERY_BROKER_URL", None)
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    run = subprocess.Popen(
-        ["scripts/run.sh"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    seen: list[str] = []
+    pid, fd = pty.fork()
+    if pid == 0:  # the terminal's side: the script, nothing else
+        os.chdir(ROOT)
+        os.execve("scripts/run.sh", ["scripts/run.sh"], env)
+    seen = bytearray()
+    children: list[int] = []
     try:
-        # when it starts, then the address comes after the server answers
-        deadline = time.monotonic() + 240
-        assert run.stdout is not None
-        for line in run.stdout:
-            seen.append(line.rstrip("\n"))
-            if "Aegis Studio is at" in line:
-                assert answers(url + "accounts/login/"), "banner before the server"
-                break
-            assert time.monotonic() < deadline, "\n".join(seen[-20:])
-        else:
-            pytest.fail("make run ended without the banner:\n" + "\n".join(seen))
-        assert f"  Aegis Studio is at {url}" in seen[-1]
+        # when it starts, then the address comes once the server answers
+        assert read_until(fd, seen, lambda s: b"Aegis Studio is at" in s, 240), (
+            seen.decode(errors="replace")[-2000:]
+        )
+        assert answers(url + "accounts/login/"), "the address came before the server"
+        text = seen.decode(errors="replace").replace("\r\n", "\n")
         steps = [
-            s for s in seen if s.startswith(("Migrating", "Loading", "Starting the"))
+            line
+            for line in text.splitlines()
+            if line.startswith(("Migrating", "Loading", "Starting the"))
         ]
         assert steps == [
             "Migrating the database",
@@ -174,21 +187,31 @@ def test_make_run_prints_the_address_once_the_server_answers_and_stops_it_all(
             "Starting the worker (imports, exports, reports) and the demo jury's worker",
             f"Starting the web server on 127.0.0.1:{port}",
         ]
-        children = subprocess.run(
-            ["pgrep", "-P", str(run.pid)], capture_output=True, text=True
-        ).stdout.split()
+        assert f"  Aegis Studio is at {url}   (Ctrl+C stops web and workers)" in text
+        children = [
+            int(p)
+            for p in subprocess.run(
+                ["pgrep", "-P", str(pid)], capture_output=True, text=True
+            ).stdout.split()
+        ]
         assert len(children) >= 3  # two workers and the web server
+
+        # when the person presses Ctrl+C
+        os.write(fd, b"\x03")
+
+        # then it says so and ends, within a warm shutdown's time
+        read_until(fd, seen, lambda s: b"Stopping web and workers" in s, 30)
+        deadline = time.monotonic() + 90
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            assert time.monotonic() < deadline, seen.decode(errors="replace")[-2000:]
+            read_until(fd, seen, lambda s: False, 0.5)
+        pid = 0
     finally:
-        # when it is stopped (reading what it still prints, so it never blocks)
-        rest = threading.Thread(target=seen.extend, args=(run.stdout,), daemon=True)
-        rest.start()
-        run.send_signal(signal.SIGTERM)
-        try:
-            run.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            run.kill()
-            pytest.fail("make run did not stop:\n" + "".join(seen[-30:]))
-    # then the web server and the workers it started are gone
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    # and the web server and the workers it started are gone
     time.sleep(1)
     assert not answers(url + "accounts/login/")
-    assert [pid for pid in map(int, children) if process_alive(pid)] == []
+    assert [p for p in children if process_alive(p)] == []

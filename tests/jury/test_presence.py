@@ -3,6 +3,7 @@ and when it was last seen, so the jury's pages can say whether anyone listens.""
 
 import logging
 import os
+import threading
 import time
 from datetime import timedelta
 
@@ -147,3 +148,30 @@ def test_a_real_worker_records_its_queues_while_it_runs_and_its_stop(
     [listener] = queue_listeners(["jury.presence-test"]).values()
     assert listener is not None
     assert (listener.listening, listener.stopped) == (False, True)
+
+
+def test_a_fork_waits_for_the_beat_in_progress_and_finds_no_connection_open():
+    # given a beat in progress (the heartbeat thread is inside a database step)
+    heartbeat = Heartbeat(hostname="fork@host", app=None)
+    inside = threading.Event()
+    order: list[str] = []
+
+    def slow_step() -> None:
+        inside.set()
+        time.sleep(0.5)
+        order.append("beat done")
+
+    beat = threading.Thread(target=heartbeat._safely, args=("beat", slow_step))
+    beat.start()
+    inside.wait(5)
+
+    # when the worker forks a pool process meanwhile (billiard calls os.fork)
+    child = os.fork()
+    if child == 0:  # the pool process: nothing to do here
+        os._exit(0)
+    order.append("forked")
+    os.waitpid(child, 0)
+    beat.join(5)
+
+    # then the fork happened only once the beat was over
+    assert order == ["beat done", "forked"]
