@@ -41,7 +41,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.ordering import natural_sorted
-from annotation import stats
+from annotation import enqueue, stats
 from annotation.gold import gold_accuracy
 from annotation.models import (
     AgreementReport,
@@ -833,8 +833,6 @@ def report_for(
 
 def schedule(batch: Batch) -> AgreementReport:
     """Queue the report in Celery (once: a pending or running one is reused)."""
-    from annotation.tasks import compute_agreement
-
     with transaction.atomic():
         report, _ = AgreementReport.objects.select_for_update().get_or_create(
             batch=batch
@@ -850,10 +848,12 @@ def schedule(batch: Batch) -> AgreementReport:
         report.error = ""
         report.task_id = ""
         report.save()
-        transaction.on_commit(
-            lambda: AgreementReport.objects.filter(pk=report.pk).update(
-                task_id=compute_agreement.delay(batch.pk).id
-            )
+        enqueue.later(
+            "annotation.compute_agreement",
+            batch.pk,
+            then=lambda sent: AgreementReport.objects.filter(pk=report.pk).update(
+                task_id=sent.id
+            ),
         )
     return report
 

@@ -43,6 +43,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts.models import User
+from annotation import enqueue
 from annotation.derivation import UNRESOLVED, Final
 from annotation.final_labels import derive_with_policy, refresh_batch
 from annotation.layouts import (
@@ -762,12 +763,7 @@ def start_export(*, params: ExportParams, user: User | None) -> ExportSnapshot:
         )
         snapshot.batches.set(batches)
 
-        def enqueue() -> None:
-            from annotation.tasks import run_export
-
-            run_export.delay(snapshot.pk)
-
-        transaction.on_commit(enqueue)
+        enqueue.later("annotation.run_export", snapshot.pk)
     return snapshot
 
 

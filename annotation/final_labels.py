@@ -27,6 +27,7 @@ from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
+from annotation import enqueue
 from annotation.derivation import (
     AdjudicationIn,
     Final,
@@ -382,12 +383,7 @@ def recompute_later(dialogue_id: int) -> None:
     waiting for it (six queries and a lock, on every vote: five were a third of a
     vote's time under load)."""
 
-    def enqueue() -> None:
-        from annotation.tasks import recompute_final_label
-
-        recompute_final_label.delay(dialogue_id)
-
-    transaction.on_commit(enqueue, robust=True)
+    enqueue.later("annotation.recompute_final_label", dialogue_id, robust=True)
 
 
 def derive_later(batch_id: int) -> None:
@@ -395,12 +391,7 @@ def derive_later(batch_id: int) -> None:
     commits: after what changes many dialogues at once (an import of votes, the
     batch's policy or required votes)."""
 
-    def enqueue() -> None:
-        from annotation.tasks import derive_final_labels
-
-        derive_final_labels.delay(batch_id)
-
-    transaction.on_commit(enqueue, robust=True)
+    enqueue.later("annotation.derive_final_labels", batch_id, robust=True)
 
 
 def derive_with_policy(batch: Batch, policy: str) -> dict[int, Final]:

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 
 from accounts.models import User
+from annotation import enqueue
 from annotation.importing.formats import FormatOptions
 from annotation.importing.readers import count_records, sniff
 from annotation.imports import (
@@ -42,8 +43,6 @@ def start_import(
     by: User,
 ) -> ImportJob:
     """Store the upload and queue its import; the task is sent once this commits."""
-    from annotation.tasks import run_import
-
     folder = upload_dir() / uuid.uuid4().hex
     folder.mkdir(parents=True, exist_ok=True)
     name = get_valid_filename(Path(upload.name or "upload").name) or "upload"
@@ -62,7 +61,7 @@ def start_import(
             original_name=name,
             created_by=by,
         )
-        transaction.on_commit(lambda: run_import.delay(job.pk))
+        enqueue.later("annotation.run_import", job.pk)
     return job
 
 

@@ -22,6 +22,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
+from annotation import enqueue
 from annotation.models import Batch, Label, LabelCategory, OtherMapping, VoteKind
 from taxonomy.models import Category, Group, Taxonomy
 
@@ -236,11 +237,9 @@ def _check(
 def _rederive(taxonomy: Taxonomy, text: str) -> Usage:
     """Queue the derivation of every batch with a vote that gave `text`, after the
     commit (so the task reads the decision)."""
-    from annotation.final_labels import derive_later  # it imports this module
-
     usage = other_usage(taxonomy=taxonomy, text=text)
     for batch_id in usage.batch_ids:
-        derive_later(batch_id)
+        enqueue.later("annotation.derive_final_labels", batch_id, robust=True)
     return usage
 
 

@@ -39,6 +39,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.models import User
+from annotation import enqueue
 from annotation.derivation import human_majority
 from annotation.final_labels import recompute_on_commit
 from annotation.importing.formats import content_hash, prompt_and_response
@@ -257,14 +258,14 @@ def missing_chunks(run: GenerationRun) -> list[list[int]]:
 
 def enqueue_missing(*, run_id: int) -> int:
     """Queue one task per chunk still pending, on the generator's queue."""
-    from jury.generation_tasks import generate_chunk_task
-
     run = GenerationRun.objects.select_related("generator").get(pk=run_id)
     if run.status != RunStatus.RUNNING:
         return 0
     chunks = missing_chunks(run)
     for chunk in chunks:
-        generate_chunk_task.apply_async((run.pk, chunk), queue=run.generator.queue_name)
+        enqueue.send(
+            "jury.generate_chunk", run.pk, chunk, queue=run.generator.queue_name
+        )
     return len(chunks)
 
 

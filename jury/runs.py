@@ -14,6 +14,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.models import User
+from annotation import enqueue
 from annotation.derivation import human_majority
 from annotation.model_votes import ModelVoteIn, record_jury_decision, record_model_votes
 from annotation.models import Batch, Dialogue, JuryDecision, Label, VoteKind
@@ -230,14 +231,14 @@ def missing_work(run: JuryRun) -> list[tuple[Judge, list[int]]]:
 
 def enqueue_missing(*, run_id: int) -> int:
     """Queue one task per missing chunk and judge, on the judge's queue."""
-    from jury.tasks import judge_chunk_task
-
     run = JuryRun.objects.get(pk=run_id)
     if run.status != RunStatus.RUNNING:
         return 0
     work = missing_work(run)
     for judge, chunk in work:
-        judge_chunk_task.apply_async((run.pk, judge.pk, chunk), queue=judge.queue_name)
+        enqueue.send(
+            "jury.judge_chunk", run.pk, judge.pk, chunk, queue=judge.queue_name
+        )
     return len(work)
 
 
