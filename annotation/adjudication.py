@@ -30,6 +30,7 @@ from django.db.models.functions import Substr
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.refusals import Conflict, NotALead
 from annotation.derivation import DEFENSIVE, AdjudicationIn, human_majority
 from annotation.final_labels import (
     derive_batch,
@@ -65,16 +66,8 @@ REASONS = (TIE, SPLIT, HUMANS_VS_JURY, JURY_NEEDS_REVIEW, FLAGGED)
 _TIE_REASONS = ("tie after the policy", "response: tie after the policy")
 
 
-class AdjudicationError(Exception):
-    """A decision was refused; `status` is the HTTP status a page or the API uses."""
-
-    status = 409
-    code = "conflict"
-
-
-class NotALead(AdjudicationError):
-    status = 403
-    code = "not_a_lead"
+class AdjudicationError(Conflict):
+    """A decision was refused (409 unless a subclass says otherwise)."""
 
 
 class NotAdjudicated(AdjudicationError):

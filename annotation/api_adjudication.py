@@ -22,8 +22,6 @@ from accounts.permissions import IsLead
 from annotation.adjudication import (
     REASONS,
     AdjudicationConflict,
-    AdjudicationError,
-    AdjudicationInvalid,
     DecisionIn,
     accept_unanimous,
     adjudicate,
@@ -46,17 +44,15 @@ from annotation.models import (
 )
 
 
-def _refused(error: AdjudicationError) -> Response:
-    if isinstance(error, AdjudicationInvalid):
-        return Response(error.by_field(), status=error.status)
-    body: dict[str, Any] = {"detail": str(error), "code": error.code}
-    if isinstance(error, AdjudicationConflict):
-        body["current"] = (
-            AdjudicationOut(error.current).data if error.current is not None else None
-        )
-        body["submitted"] = asdict(error.submitted) | {
-            "categories": list(error.submitted.categories)
-        }
+def _conflict(error: AdjudicationConflict) -> Response:
+    """A second lead's decision: the refusal with the decision in force and theirs."""
+    body: dict[str, Any] = error.body()
+    body["current"] = (
+        AdjudicationOut(error.current).data if error.current is not None else None
+    )
+    body["submitted"] = asdict(error.submitted) | {
+        "categories": list(error.submitted.categories)
+    }
     return Response(body, status=error.status)
 
 
@@ -416,8 +412,8 @@ class CaseView(APIView):
                 **asdict(incoming.decision()),
                 expected_version=incoming.validated_data["expected_version"],
             )
-        except AdjudicationError as error:
-            return _refused(error)
+        except AdjudicationConflict as conflict:
+            return _conflict(conflict)
         # Derived again when the decision committed (no transaction wraps requests).
         final = FinalLabel.objects.filter(dialogue_id=dialogue_id).first()
         body = {"adjudication": adjudication, "final_label": final}
@@ -439,10 +435,7 @@ class ReopenView(APIView):
         """Take the decision in force back (it stays in the history)."""
         if not Dialogue.objects.filter(pk=dialogue_id).exists():
             return _not_found("No such dialogue.")
-        try:
-            reopened = reopen(dialogue_id=dialogue_id, lead=cast(User, request.user))
-        except AdjudicationError as error:
-            return _refused(error)
+        reopened = reopen(dialogue_id=dialogue_id, lead=cast(User, request.user))
         return Response(AdjudicationOut(reopened).data)
 
 

@@ -23,10 +23,9 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from accounts.permissions import IsLead
-from annotation.export import ExportParams, ExportProblem
+from annotation.export import ExportParams
 from annotation.export_forms import (
     check_topic_upload,
-    problem_field,
     start_export_from,
 )
 from annotation.export_views import zip_response
@@ -122,13 +121,6 @@ class ExportIn(serializers.Serializer):
         return upload
 
 
-def _refused(problem: ExportProblem) -> Response:
-    field, message = problem_field(problem)
-    return Response(
-        {field or "non_field_errors": [message]}, status=status.HTTP_400_BAD_REQUEST
-    )
-
-
 class ExportListView(APIView):
     permission_classes = [IsLead]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
@@ -172,12 +164,9 @@ class ExportListView(APIView):
             needs_caution_policy=data["needs_caution_policy"],
             include_refusals=data["include_refusals"],
         )
-        try:
-            snapshot = start_export_from(
-                params=params, upload=data.get("topic_file"), user=user
-            )
-        except ExportProblem as problem:
-            return _refused(problem)
+        snapshot = start_export_from(
+            params=params, upload=data.get("topic_file"), user=user
+        )
         return Response(
             ExportOut(snapshot, context={"request": request}).data,
             status=status.HTTP_201_CREATED,

@@ -20,9 +20,7 @@ from annotation.progress import my_progress
 from annotation.queue import (
     ConsentRequired,
     NothingToDo,
-    QueueError,
     VoteIn,
-    VoteInvalid,
     acknowledge_warning,
     edit_label,
     flag_dialogue,
@@ -47,12 +45,6 @@ class ConsentGiven(BasePermission):
 
 
 WORKSPACE = [IsAuthenticated, ConsentGiven]
-
-
-def refusal(error: QueueError) -> Response:
-    if isinstance(error, VoteInvalid):
-        return Response(error.by_field(), status=error.status)
-    return Response({"detail": str(error), "code": error.code}, status=error.status)
 
 
 class DialogueOut(serializers.ModelSerializer):
@@ -106,10 +98,7 @@ class QueueNextView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        try:
-            result = reserve_next(annotator=cast(User, request.user))
-        except QueueError as error:
-            return refusal(error)
+        result = reserve_next(annotator=cast(User, request.user))
         if isinstance(result, NothingToDo):
             # 204 has no body; the reason (done, daily_cap, no_batch) rides in headers.
             return Response(
@@ -196,15 +185,12 @@ class LabelListCreateView(APIView):
     def post(self, request: Request) -> Response:
         incoming = LabelIn(data=request.data)
         incoming.is_valid(raise_exception=True)
-        try:
-            label = submit_label(
-                annotator=cast(User, request.user),
-                dialogue_id=incoming.validated_data["dialogue"],
-                vote=incoming.vote(),
-                time_spent_ms=incoming.validated_data.get("time_spent_ms"),
-            )
-        except QueueError as error:
-            return refusal(error)
+        label = submit_label(
+            annotator=cast(User, request.user),
+            dialogue_id=incoming.validated_data["dialogue"],
+            vote=incoming.vote(),
+            time_spent_ms=incoming.validated_data.get("time_spent_ms"),
+        )
         return Response(LabelOut(label).data, status=201)
 
 
@@ -216,12 +202,9 @@ class LabelEditView(APIView):
         """Change my own vote (kept in its history) until the dialogue is adjudicated."""
         incoming = VoteFields(data=request.data)
         incoming.is_valid(raise_exception=True)
-        try:
-            label = edit_label(
-                annotator=cast(User, request.user), label_id=pk, vote=incoming.vote()
-            )
-        except QueueError as error:
-            return refusal(error)
+        label = edit_label(
+            annotator=cast(User, request.user), label_id=pk, vote=incoming.vote()
+        )
         return Response(LabelOut(label).data)
 
 
@@ -241,14 +224,11 @@ class SkipView(APIView):
     def post(self, request: Request) -> Response:
         incoming = SkipIn(data=request.data)
         incoming.is_valid(raise_exception=True)
-        try:
-            skip_dialogue(
-                annotator=cast(User, request.user),
-                dialogue_id=incoming.validated_data["dialogue"],
-                reason=incoming.validated_data["reason"],
-            )
-        except QueueError as error:
-            return refusal(error)
+        skip_dialogue(
+            annotator=cast(User, request.user),
+            dialogue_id=incoming.validated_data["dialogue"],
+            reason=incoming.validated_data["reason"],
+        )
         return Response({"skipped": incoming.validated_data["dialogue"]})
 
 
@@ -267,15 +247,12 @@ class FlagView(APIView):
     def post(self, request: Request) -> Response:
         incoming = FlagIn(data=request.data)
         incoming.is_valid(raise_exception=True)
-        try:
-            flag = flag_dialogue(
-                annotator=cast(User, request.user),
-                dialogue_id=incoming.validated_data["dialogue"],
-                reason=incoming.validated_data["reason"],
-                note=incoming.validated_data["note"],
-            )
-        except QueueError as error:
-            return refusal(error)
+        flag = flag_dialogue(
+            annotator=cast(User, request.user),
+            dialogue_id=incoming.validated_data["dialogue"],
+            reason=incoming.validated_data["reason"],
+            note=incoming.validated_data["note"],
+        )
         return Response(
             {"dialogue": flag.dialogue_id, "reason": flag.reason}, status=201
         )

@@ -19,6 +19,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.refusals import Refused
 from annotation.models import (
     LABELLED_BY_HUMANS,
     Audit,
@@ -39,7 +40,7 @@ MAX_SEED = 2**31 - 1
 REVIEWABLE_KINDS = (VoteKind.HUMAN, VoteKind.MODEL)
 
 
-class AuditError(Exception):
+class AuditError(Refused):
     """An audit rule refused the request; the message says why, for a lead to read."""
 
 

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Role, User
+from accounts.refusals import Refused
 from annotation.final_labels import derive_later
 from annotation.models import (
     Assignment,
@@ -29,7 +30,7 @@ from annotation.queue import release_where
 from taxonomy.models import Taxonomy
 
 
-class BatchError(Exception):
+class BatchError(Refused):
     """A batch rule refused the change; the message says why, for a lead to read."""
 
 

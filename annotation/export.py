@@ -43,6 +43,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.refusals import Refused
 from annotation import enqueue
 from annotation.derivation import UNRESOLVED, Final
 from annotation.final_labels import derive_with_policy, refresh_batch
@@ -96,8 +97,24 @@ KNOWN_SOURCES = {
 }
 
 
-class ExportProblem(ValueError):
+# The parameters an ExportProblem's message may start with ("ratios: ...").
+PARAMETERS = ("batches", "seed", "ratios", "needs_caution_policy", "topic_file")
+
+
+class ExportProblem(Refused, ValueError):
     """Parameters an export cannot run with; the message names the parameter."""
+
+    def parameter(self) -> tuple[str | None, str]:
+        """The parameter the problem names (None when it names none), and the rest."""
+        name, sep, rest = str(self).partition(": ")
+        if sep and name in PARAMETERS:
+            return name, rest
+        return None, str(self)
+
+    def body(self) -> dict[str, Any]:
+        """By parameter, as the API's serializers answer: `{"ratios": [problem]}`."""
+        name, message = self.parameter()
+        return {name or "non_field_errors": [message]}
 
 
 @dataclass(frozen=True)

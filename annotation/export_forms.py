@@ -16,18 +16,8 @@ from annotation.export import ExportParams, ExportProblem, start_export
 from annotation.models import Batch, ExportSnapshot, NeedsCautionPolicy
 from annotation.splits import DEFAULT_RATIOS, BadRatios, parse_ratios
 
-# The fields an ExportProblem's message may start with ("ratios: ...").
-PARAMETERS = ("batches", "seed", "ratios", "needs_caution_policy", "topic_file")
 TOPIC_SUFFIXES = (".json", ".jsonl")
 POLICY_CHOICES = [("", "Each batch's own policy"), *NeedsCautionPolicy.choices]
-
-
-def problem_field(problem: ExportProblem) -> tuple[str | None, str]:
-    """The parameter a problem names (None when it names none) and the rest of it."""
-    name, sep, rest = str(problem).partition(": ")
-    if sep and name in PARAMETERS:
-        return name, rest
-    return None, str(problem)
 
 
 def topic_upload_dir() -> Path:
@@ -195,5 +185,5 @@ class ExportForm(forms.Form):
 
     def add_problem(self, problem: ExportProblem) -> None:
         """Show a refusal of `start_export` on the field it names."""
-        field, message = problem_field(problem)
+        field, message = problem.parameter()
         self.add_error(field, message[:1].upper() + message[1:])

@@ -25,22 +25,12 @@ from annotation.models import (
     LabelCategory,
     VoteKind,
 )
-from annotation.votes import VoteProblem, check_vote
+from annotation.votes import VoteProblem, VoteProblems, check_vote
 
 
-class GoldRefused(Exception):
+class GoldRefused(VoteProblems):
     """The answer breaks the vote rules, or the dialogue cannot be gold; `problems`
     name the fields."""
-
-    def __init__(self, problems: list[VoteProblem]) -> None:
-        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
-        self.problems = problems
-
-    def by_field(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for p in self.problems:
-            out.setdefault(p.field, []).append(p.message)
-        return out
 
 
 @dataclass(frozen=True)

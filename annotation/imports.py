@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Role, User
+from accounts.refusals import Refused
 from annotation.final_labels import derive_later
 from annotation.importing.formats import (
     FORMATS,
@@ -60,7 +61,7 @@ MAX_REPORTED_ERRORS = 1000
 PROGRESS_EVERY = 5000
 
 
-class ImportFailed(Exception):
+class ImportFailed(Refused):
     """The import cannot start (unknown batch or format, unreadable file)."""
 
 

@@ -13,6 +13,7 @@ from django.db.models import Count, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts.refusals import Conflict
 from taxonomy.models import Category, Taxonomy
 
 
@@ -38,7 +39,7 @@ class BatchStatus(models.TextChoices):
 BATCH_NAME_PATTERN = r"^(?!new$)[\w][\w .\-]*$"  # "new" is the create page's URL
 
 
-class TransitionRefused(Exception):
+class TransitionRefused(Conflict):
     """A batch status change that its transitions map does not allow."""
 
     def __init__(self, batch: "Batch", status: str) -> None:
@@ -766,7 +767,7 @@ class AuditStatus(models.TextChoices):
     DONE = "done", "Reviewed"
 
 
-class AuditRefused(Exception):
+class AuditRefused(Conflict):
     """An audit status change that its transitions map does not allow."""
 
 

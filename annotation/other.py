@@ -22,6 +22,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.refusals import NotALead, Refused
 from annotation import enqueue
 from annotation.models import Batch, Label, LabelCategory, OtherMapping, VoteKind
 from taxonomy.models import Category, Group, Taxonomy
@@ -31,17 +32,8 @@ MAX_TEXT = 500
 EXAMPLES = 3
 
 
-class OtherError(Exception):
-    """A decision on an Other group was refused; `status` is the HTTP status a page
-    or the API uses."""
-
-    status = 400
-    code = "invalid"
-
-
-class NotALead(OtherError):
-    status = 403
-    code = "not_a_lead"
+class OtherError(Refused):
+    """A decision on an Other group was refused (400)."""
 
 
 class OtherInvalid(OtherError):

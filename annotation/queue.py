@@ -50,6 +50,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.refusals import Conflict
 from annotation.final_labels import recompute_later
 from annotation.models import (
     Assignment,
@@ -73,11 +74,8 @@ MAX_TIME_SPENT_MS = 60 * 60 * 1000
 SWEEP_LIMIT = 500
 
 
-class QueueError(Exception):
-    """A queue rule refused the request; `status` is the HTTP status the API uses."""
-
-    status = 409
-    code = "conflict"
+class QueueError(Conflict):
+    """A queue rule refused the request (409 unless a subclass says otherwise)."""
 
 
 class ConsentRequired(QueueError):

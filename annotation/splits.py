@@ -18,11 +18,13 @@ from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
+from accounts.refusals import Refused
+
 SPLITS = ("train", "validation", "test")
 DEFAULT_RATIOS = (0.8, 0.1, 0.1)
 
 
-class BadRatios(ValueError):
+class BadRatios(Refused, ValueError):
     """Split ratios that are not three non-negative shares adding up to 1."""
 
 

@@ -1,7 +1,9 @@
 """The rules a vote must follow (DESIGN section 3), as pure functions over plain data."""
 
 from dataclasses import dataclass
+from typing import Any
 
+from accounts.refusals import Refused
 from taxonomy.matching import CategoryIndex, CategoryRef
 
 LABEL_VALUES = ("safe", "needs_caution", "unsafe")
@@ -14,9 +16,12 @@ class VoteProblem:
     message: str
 
 
-class VoteProblems(Exception):
-    """Raised with the problems of a vote (or a lead's decision), each naming its
-    field; mixed into the queue's and adjudication's own error classes."""
+class VoteProblems(Refused):
+    """Raised with the problems of a vote (or a lead's decision, or a gold answer),
+    each naming its field; the API answers them by field."""
+
+    status = 400
+    code = "invalid"
 
     def __init__(self, problems: list[VoteProblem]) -> None:
         super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
@@ -27,6 +32,9 @@ class VoteProblems(Exception):
         for p in self.problems:
             out.setdefault(p.field, []).append(p.message)
         return out
+
+    def body(self) -> dict[str, Any]:
+        return dict(self.by_field())
 
 
 def check_vote(

@@ -7,27 +7,43 @@ depend on how the server was started; a 500 keeps Django's debug page under DEBU
 where the traceback is what a developer needs.
 """
 
+import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from accounts.refusals import Refused
 
 logger = logging.getLogger(__name__)
 
 TITLES = {
+    400: "This could not be done",
     403: "You cannot open this page",
+    409: "This could not be done now",
     404: "There is no such page",
     500: "Something went wrong on our side",
 }
 DEFAULT_MESSAGES = {
+    400: "What was sent breaks a rule of the app.",
     403: "Your role does not give you access to it.",
+    409: "Something changed meanwhile; look at the page again.",
     404: "The address may be mistyped, or what it showed was removed.",
     500: "The error is logged. Your saved work is safe; try again in a moment.",
 }
-API_MESSAGES = {403: "Forbidden.", 404: "Not found.", 500: "Server error."}
+API_MESSAGES = {
+    400: "Invalid.",
+    403: "Forbidden.",
+    404: "Not found.",
+    409: "Conflict.",
+    500: "Server error.",
+}
 
 
 def _is_api(request: HttpRequest) -> bool:
@@ -52,12 +68,13 @@ def error_response(
         return JsonResponse({"detail": message or API_MESSAGES[status]}, status=status)
     context = {
         "status": status,
-        "title": TITLES[status],
-        "message": message or DEFAULT_MESSAGES[status],
+        "title": TITLES.get(status, TITLES[400]),
+        "message": message or DEFAULT_MESSAGES.get(status, DEFAULT_MESSAGES[400]),
         "back_url": _back_url(request),
     }
     try:
-        html = render_to_string(f"{status}.html", context, request=request)
+        template = f"{status}.html" if status in (403, 404, 500) else "error.html"
+        html = render_to_string(template, context, request=request)
     except Exception:  # a 500 page must render even when the database is down
         logger.exception("the %s page could not be rendered", status)
         html = render_to_string("500_plain.html", context)
@@ -69,6 +86,28 @@ def error_response(
 def _message(exception: Exception | None) -> str:
     """The refusal's own words ("This page is for leads."), if it has any."""
     return str(exception.args[0]) if exception and exception.args else ""
+
+
+def refused_response(request: HttpRequest, refused: Refused) -> HttpResponse:
+    """A refusal no view answered itself: for htmx, the page stays as it is and a
+    toast says why (a 200, so htmx takes the header); otherwise the error page."""
+    if getattr(request, "htmx", False) and not _is_api(request):
+        response = HttpResponse(status=200)
+        response["HX-Reswap"] = "none"
+        response["HX-Trigger"] = json.dumps(
+            {"toast": {"message": str(refused), "level": "error"}}
+        )
+        return response
+    return error_response(request, refused.status, str(refused))
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, plus the domain's refusals and rows that do not exist."""
+    if isinstance(exc, Refused):
+        return Response(exc.body(), status=exc.status)
+    if isinstance(exc, ObjectDoesNotExist):
+        return Response({"detail": "Not found.", "code": "not_found"}, status=404)
+    return drf_exception_handler(exc, context)
 
 
 def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
@@ -109,6 +148,8 @@ class ErrorPagesMiddleware:
     ) -> HttpResponse | None:
         if isinstance(exception, PermissionDenied):
             return error_response(request, 403, _message(exception))
-        if isinstance(exception, Http404):
+        if isinstance(exception, Http404 | ObjectDoesNotExist):
             return error_response(request, 404)
+        if isinstance(exception, Refused):
+            return refused_response(request, exception)
         return None

@@ -194,6 +194,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
+    # A service's refusal (accounts.refusals.Refused) answers with its status and
+    # body; a row that does not exist is a 404.
+    "EXCEPTION_HANDLER": "config.error_pages.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Aegis Studio API",

@@ -39,6 +39,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.refusals import Refused
 from annotation import enqueue
 from annotation.derivation import human_majority
 from annotation.final_labels import recompute_on_commit
@@ -78,7 +79,7 @@ NUL_OUTPUT = "the output holds a NUL character, which the database cannot store"
 _SLICE = 2000
 
 
-class GenerationError(Exception):
+class GenerationError(Refused):
     """A generation run cannot start or change as asked; the message says why."""
 
 

@@ -14,6 +14,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.refusals import Refused
 from annotation import enqueue
 from annotation.derivation import human_majority
 from annotation.model_votes import ModelVoteIn, record_jury_decision, record_model_votes
@@ -39,7 +40,7 @@ from jury.run_state import JudgeInput, RunState, Waiting, describe_run
 ERROR_CHARS = 2000
 
 
-class RunError(Exception):
+class RunError(Refused):
     """A run cannot start or change as asked; the message says why."""
 
 

@@ -10,10 +10,11 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Case, Q, Value, When
 
+from accounts.refusals import Conflict
 from taxonomy.matching import CategoryIndex, CategoryRef
 
 
-class TaxonomyLocked(Exception):
+class TaxonomyLocked(Conflict):
     """Raised on any attempt to change a published taxonomy version."""
 
 

@@ -5,10 +5,11 @@ from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.refusals import Refused
 from taxonomy.models import Category, Status, Taxonomy, TaxonomyLocked
 
 
-class TaxonomyError(Exception):
+class TaxonomyError(Refused):
     """A taxonomy change that breaks a rule; the message is shown to the lead."""
 
 

@@ -546,6 +546,27 @@ def test_flagging_an_untouched_dialogue_is_409(batch: Batch):
     assert Flag.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "body"),
+    [("queue/skip", {}), ("flags", {"reason": "other"})],
+)
+def test_skipping_or_flagging_an_unknown_dialogue_is_a_json_404(
+    batch: Batch, endpoint: str, body: dict[str, str]
+):
+    # given a dialogue id that does not exist
+    client = _client(_person("ann", batch))
+    missing = max(batch.dialogues.values_list("pk", flat=True)) + 1000
+
+    # when it is skipped or flagged
+    response = client.post(f"{API}/{endpoint}", {"dialogue": missing} | body)
+
+    # then the answer is a 404 in JSON (it was a 500), and nothing is written
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found.", "code": "not_found"}
+    assert Skip.objects.count() == 0
+    assert Flag.objects.count() == 0
+
+
 def test_my_progress_counts_my_labels(batch: Batch):
     # given ann (capped at 5 a day) voted twice, one of them yesterday; bo voted once
     ann = _person("ann", batch)
