@@ -122,7 +122,7 @@ class AuditAdmin(admin.ModelAdmin):
     inlines = [AuditItemInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # annotation.audits.create_audit draws the sample
+        return False  # annotation.review.audits.services.create_audit draws the sample
 
 
 @admin.register(Feedback)
@@ -146,7 +146,7 @@ class FeedbackAdmin(admin.ModelAdmin):
 @admin.register(GoldItem)
 class GoldItemAdmin(admin.ModelAdmin):
     """Read-only here: the answer and `Dialogue.is_gold` change together through
-    annotation.gold (the batch's Gold page, or manage.py mark_gold)."""
+    annotation.review.gold.services (the batch's Gold page, or manage.py mark_gold)."""
 
     list_display = ("dialogue", "label", "response_label", "created_by", "created_at")
     list_filter = ("label",)
@@ -169,7 +169,7 @@ class GoldItemAdmin(admin.ModelAdmin):
 
 @admin.register(OtherMapping)
 class OtherMappingAdmin(admin.ModelAdmin):
-    """Read only: a decision goes through annotation.other, which re-derives the
+    """Read only: a decision goes through annotation.other.services, which re-derives the
     final labels it changes (the Other page)."""
 
     list_display = ("text", "taxonomy", "category", "decided_by", "decided_at")

@@ -19,7 +19,7 @@ from typing import Any
 from django.db import transaction
 
 from accounts.models import Role, User
-from annotation.imports import ImportResult, import_dialogues, import_labels
+from annotation.imports.services import ImportResult, import_dialogues, import_labels
 from annotation.models import Assignment, Batch, Flag
 from taxonomy.models import Taxonomy
 

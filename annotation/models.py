@@ -115,7 +115,7 @@ class Batch(models.Model):
         max_length=16, choices=BatchStatus.choices, default=BatchStatus.ACTIVE
     )
     # What the stored final labels were derived from, as of the last derive_batch
-    # (annotation.final_labels.inputs_stamp): an export re-derives when it differs.
+    # (annotation.final_labels.services.inputs_stamp): an export re-derives when it differs.
     final_labels_stamp = models.CharField(max_length=64, blank=True, default="")
     reservation_minutes = models.PositiveSmallIntegerField(
         default=30,
@@ -128,7 +128,7 @@ class Batch(models.Model):
         help_text="Remind annotators to rest after this much continuous work.",
     )
     # The share of requests for work that serve a gold item the annotator has not
-    # labelled yet (annotation.gold); 0 mixes none in.
+    # labelled yet (annotation.review.gold.services); 0 mixes none in.
     gold_rate = models.FloatField(
         default=0.0,
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
@@ -218,7 +218,7 @@ class Augmentation(models.TextChoices):
 
 
 def shuffle_key() -> int:
-    """A random position in the batch's shuffled order (see `annotation.queue`)."""
+    """A random position in the batch's shuffled order (see `annotation.labelling.queue`)."""
     return random.getrandbits(31)
 
 
@@ -703,7 +703,7 @@ class JuryVerdict(models.TextChoices):
 class JuryDecision(models.Model):
     """What a jury run decided about a dialogue's response (DESIGN section 4).
 
-    Written by the jury through `annotation.model_votes`, read by derivation and
+    Written by the jury through `annotation.facade`, read by derivation and
     export; `annotation` never imports `jury`, so the run is named by its key.
     """
 
@@ -736,7 +736,7 @@ class JuryDecision(models.Model):
 
 
 class AgreementReport(models.Model):
-    """A batch's agreement report (annotation.agreement), computed in Celery for large
+    """A batch's agreement report (annotation.agreement.services), computed in Celery for large
     batches and kept until the batch changes.
 
     `fingerprint` sums up what the report reads (votes, their edits, decisions,
@@ -783,7 +783,7 @@ class AuditQuerySet(models.QuerySet["Audit"]):
 class Audit(models.Model):
     """A lead's review of a random sample of a batch's finished dialogues.
 
-    The sample is drawn once (annotation.audits.draw_sample) from `population`
+    The sample is drawn once (annotation.review.audits.services.draw_sample) from `population`
     finished dialogues with `seed`, so the same seed over the same dialogues draws the
     same items again.
     """
@@ -966,7 +966,7 @@ class Feedback(models.Model):
 class GoldItem(models.Model):
     """The known answer of a gold dialogue, which annotators' votes are scored against.
 
-    Exists exactly when `dialogue.is_gold` is set: `annotation.gold` writes both
+    Exists exactly when `dialogue.is_gold` is set: `annotation.review.gold.services` writes both
     under the dialogue's row lock.
     """
 
@@ -1028,9 +1028,9 @@ class FinalLabelQuerySet(models.QuerySet["FinalLabel"]):
 
 
 class FinalLabel(models.Model):
-    """A dialogue's final labels as derived from its votes (annotation.derivation).
+    """A dialogue's final labels as derived from its votes (annotation.rules.derivation).
 
-    Written only by `annotation.final_labels`, which derives it again whenever the
+    Written only by `annotation.final_labels.services`, which derives it again whenever the
     votes change; `votes_fingerprint` is a hash of everything the derivation read,
     so an unchanged dialogue is not written again. An adjudicated dialogue's row is
     the adjudication's (it is its source), whatever the votes say.
@@ -1099,7 +1099,7 @@ class Adjudication(models.Model):
 
     Rows are never deleted; reopening a decision marks it (`reopened_at`) and a new
     decision is a new row. The decision in force is also the dialogue's
-    kind="adjudicated" Label, which derivation reads (`annotation.adjudication`
+    kind="adjudicated" Label, which derivation reads (`annotation.adjudication.services`
     writes both under the dialogue's row lock).
     """
 
@@ -1176,7 +1176,7 @@ class OtherMappingQuerySet(models.QuerySet["OtherMapping"]):
 class OtherMapping(models.Model):
     """A lead's decision on one group of "Other" free texts (DESIGN section 2).
 
-    `text` is the normalised form (`annotation.other.normalise`) that groups the
+    `text` is the normalised form (`annotation.other.services.normalise`) that groups the
     texts; `category` is the fine-grained category the group stands for, or null to
     keep it as Other. Derivation reads the mapping, so final labels and exports use
     the category; the votes keep their original text.

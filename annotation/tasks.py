@@ -3,7 +3,7 @@
 from celery import shared_task
 from kombu.exceptions import OperationalError as BrokerError
 
-from annotation.jobs import run_import_job
+from annotation.imports.jobs import run_import_job
 
 
 @shared_task(
@@ -20,7 +20,7 @@ def run_import(job_id: int) -> str:
 
 @shared_task(name="annotation.compute_agreement", acks_late=True)
 def compute_agreement(batch_id: int) -> str:
-    from annotation.agreement import run_scheduled
+    from annotation.agreement.services import run_scheduled
 
     return run_scheduled(batch_id)
 
@@ -30,7 +30,7 @@ def compute_agreement(batch_id: int) -> str:
 )
 def recompute_final_label(dialogue_id: int) -> None:
     """One dialogue's final labels, after a vote changed (idempotent)."""
-    from annotation.final_labels import recompute_dialogue
+    from annotation.final_labels.services import recompute_dialogue
 
     recompute_dialogue(dialogue_id)
 
@@ -38,7 +38,7 @@ def recompute_final_label(dialogue_id: int) -> None:
 @shared_task(name="annotation.derive_final_labels", acks_late=True)
 def derive_final_labels(batch_id: int) -> dict[str, int]:
     """Every final label of a batch (idempotent: unchanged rows are not written)."""
-    from annotation.final_labels import derive_batch
+    from annotation.final_labels.services import derive_batch
     from annotation.models import Batch
 
     batch = Batch.objects.filter(pk=batch_id).first()
@@ -54,6 +54,6 @@ def derive_final_labels(batch_id: int) -> dict[str, int]:
 )
 def run_export(snapshot_id: int) -> str:
     """Write an export snapshot's files and zip (idempotent: a finished one is kept)."""
-    from annotation.export import run_snapshot
+    from annotation.export.services import run_snapshot
 
     return run_snapshot(snapshot_id).status

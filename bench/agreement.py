@@ -24,7 +24,7 @@ Timed, each --repeat times, median reported:
   the jury's judges and one week of votes; scikit-learn's `cohen_kappa_score` for
   every pair of annotators, every pair of judges, and each annotator against the
   others' majority and against the jury.
-- report (compute): `annotation.agreement.build_report` minus the reading, i.e. the
+- report (compute): `annotation.agreement.services.build_report` minus the reading, i.e. the
   whole report including every 95% bootstrap interval (--resamples) from votes
   already in memory;
 - report (full): `build_report(batch)` end to end: the queries that read the
@@ -263,7 +263,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from annotation import agreement
+    from annotation.agreement import services as agreement
 
     try:
         call_command("migrate", interactive=False, verbosity=0)

@@ -156,7 +156,7 @@ def fill(size: int, annotators: int, seed: int) -> dict[str, Any]:
     from rest_framework.authtoken.models import Token
 
     from accounts.models import Role, User
-    from annotation.imports import import_dialogues
+    from annotation.imports.services import import_dialogues
     from annotation.models import Assignment, Batch
 
     start = time.perf_counter()

@@ -20,7 +20,7 @@ Timed, each --repeat times, interleaved, median reported:
   straight to the same formats: `to_json(orient="records")` (the Aegis JSON),
   `to_parquet`, `to_csv`, and the guard fine-tuning examples (their messages built
   beforehand) with `to_json(orient="records", lines=True)`;
-- export: `annotation.export.write_export` end to end into a fresh folder: bringing
+- export: `annotation.export.services.write_export` end to end into a fresh folder: bringing
   the final labels up to date (nothing changed, so nothing is written), reading
   every dialogue with its final label, splitting, and writing all the files, the
   dataset card and the manifest with its hashes.
@@ -277,8 +277,8 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from annotation.export import ExportParams, write_export
-    from annotation.final_labels import derive_batch
+    from annotation.export.services import ExportParams, write_export
+    from annotation.final_labels.services import derive_batch
 
     scratch = Path(tempfile.mkdtemp(prefix="aegis-bench-export-"))
     try:

@@ -115,7 +115,7 @@ def generate(path: Path, n: int, seed: int) -> None:
 
 def stored_rows(path: Path, batch_id: int, now: datetime) -> list[tuple[Any, ...]]:
     """The rows as the importer COPYs them (JSON values already dumped to text)."""
-    from annotation.importing.formats import content_hash
+    from annotation.imports.formats import content_hash
 
     out = []
     with path.open(encoding="utf-8") as fh:
@@ -172,7 +172,7 @@ def drop_batch(name: str) -> None:
 
 
 def time_import(path: Path, n: int) -> float:
-    from annotation.imports import import_dialogues
+    from annotation.imports.services import import_dialogues
 
     name = new_batch_name()
     try:
@@ -217,7 +217,7 @@ def drop_scratch_table() -> None:
 def time_copy(rows: list[tuple[Any, ...]]) -> float:
     from django.db import connection
 
-    from annotation.imports import DIALOGUE_COLUMNS
+    from annotation.imports.services import DIALOGUE_COLUMNS
 
     statement = f"COPY {SCRATCH_TABLE} ({', '.join(DIALOGUE_COLUMNS)}) FROM STDIN"
     with connection.cursor() as cursor:
@@ -235,7 +235,7 @@ def time_copy(rows: list[tuple[Any, ...]]) -> float:
 
 
 def time_bulk_create(rows: list[tuple[Any, ...]]) -> float:
-    from annotation.imports import DIALOGUE_COLUMNS
+    from annotation.imports.services import DIALOGUE_COLUMNS
     from annotation.models import Batch, Dialogue
     from taxonomy.models import Taxonomy
 
@@ -298,7 +298,7 @@ def print_table(n: int, medians: dict[str, float], repeats: int) -> None:
 
 
 def profile_import(path: Path, n: int, top: int = 25) -> None:
-    from annotation.imports import import_dialogues
+    from annotation.imports.services import import_dialogues
 
     name = new_batch_name()
     profiler = cProfile.Profile()

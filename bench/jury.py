@@ -152,7 +152,7 @@ def words(rng: random.Random, low: int, high: int) -> str:
 
 def fill(name: str, n: int, seed: int) -> Any:
     """A batch of N generated dialogues, each a prompt and a response."""
-    from annotation.imports import import_dialogues
+    from annotation.imports.services import import_dialogues
     from annotation.models import Batch
 
     rng = random.Random(seed)
@@ -201,7 +201,7 @@ def set_batch_size(judge: Any, size: int) -> None:
 
 def new_run(batch: Any, judge: Any, size: int, *, enqueue: bool) -> Any:
     from jury.models import Scope
-    from jury.runs import start_run
+    from jury.runs.services import start_run
 
     set_batch_size(judge, size)
     return start_run(
@@ -358,7 +358,7 @@ class Result:
 
 def checked(run: Any, n: int) -> tuple[int, int]:
     """(votes, valid) of a finished run; every dialogue must have its vote."""
-    from jury.runs import run_progress
+    from jury.runs.services import run_progress
 
     progress = run_progress(run)
     assert progress.votes == n, (progress.votes, n)
@@ -367,7 +367,7 @@ def checked(run: Any, n: int) -> tuple[int, int]:
 
 def time_in_process(batch: Any, judge: Any, size: int, n: int) -> tuple[Sample, Any]:
     from jury.models import RunStatus
-    from jury.runs import run_in_process
+    from jury.runs.services import run_in_process
 
     run = new_run(batch, judge, size, enqueue=False)
     start = time.perf_counter()
@@ -384,7 +384,7 @@ def time_celery(
     batch: Any, judge: Any, size: int, n: int, worker: Worker, timeout: float
 ) -> tuple[Sample, Any]:
     from jury.models import JuryRun, RunStatus
-    from jury.runs import run_progress
+    from jury.runs.services import run_progress
 
     start = time.perf_counter()
     run = new_run(batch, judge, size, enqueue=True)
@@ -412,9 +412,9 @@ def time_celery(
 def warm_up(warm_batch: Any, judge: Any, worker: Worker) -> dict[str, Any]:
     """Load the model here (timed, for context) and judge a small run on both paths."""
     from jury.backends import clear_backends
-    from jury.backends.hf import load_model
+    from jury.backends.transformers_backend import load_model
     from jury.models import JuryRun, RunStatus
-    from jury.runs import run_in_process
+    from jury.runs.services import run_in_process
 
     times: dict[str, Any] = {}
     first = load_model("smollm2")
@@ -602,7 +602,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from jury.prompts import PROMPTS
+    from jury.rules.prompts import PROMPTS
 
     if args.prompt not in PROMPTS:
         sys.exit(f"unknown prompt version {args.prompt!r} ({', '.join(PROMPTS)})")

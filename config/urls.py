@@ -2,22 +2,26 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from annotation import api as annotation_api
-from annotation import api_adjudication, api_export, api_work
 from annotation import views as annotation_views
+from annotation.adjudication import api as api_adjudication
+from annotation.agreement import api as api_agreement
+from annotation.batches import api as api_batches
+from annotation.export import api as api_export
+from annotation.imports import api as api_imports
+from annotation.labelling import api as api_work
 from config import error_pages
 
 api_v1 = [
-    path("batches", annotation_api.BatchListView.as_view(), name="batches"),
+    path("batches", api_batches.BatchListView.as_view(), name="batches"),
     path(
         "batches/<str:name>/agreement",
-        annotation_api.AgreementView.as_view(),
+        api_agreement.AgreementView.as_view(),
         name="batch-agreement",
     ),
-    path("imports", annotation_api.ImportCreateView.as_view(), name="import-create"),
+    path("imports", api_imports.ImportCreateView.as_view(), name="import-create"),
     path(
         "imports/<int:pk>",
-        annotation_api.ImportDetailView.as_view(),
+        api_imports.ImportDetailView.as_view(),
         name="import-detail",
     ),
     path("exports", api_export.ExportListView.as_view(), name="exports"),

@@ -4,9 +4,9 @@ without loading a model.
 
 The recording (`jury/demo/recorded-run.json`) is what a real run produced, vote by
 vote: `record_run` runs the judges through the jury's own code path
-(`jury.runs.start_run` + `run_in_process`) and reads the votes back; `load_recording`
+(`jury.runs.services.start_run` + `run_in_process`) and reads the votes back; `load_recording`
 stores them again as a run of the batch through the same services the jury uses
-(`annotation.model_votes`, decisions by `jury.runs.decide_dialogues`).
+(`annotation.facade`, decisions by `jury.runs.services.decide_dialogues`).
 """
 
 import json
@@ -23,11 +23,16 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from annotation.model_votes import ModelVoteIn, record_model_votes
+from annotation.facade import ModelVoteIn, record_model_votes
 from annotation.models import Batch, JuryDecision, Label, LabelCategory, VoteKind
-from jury.backends.hf import SMOLLM2, gguf_cache_key, load_model, smollm2_gguf
+from jury.backends.transformers_backend import (
+    SMOLLM2,
+    gguf_cache_key,
+    load_model,
+    smollm2_gguf,
+)
 from jury.models import Backend, Judge, JuryRun, RunDialogue, Scope
-from jury.runs import (
+from jury.runs.services import (
     decide_dialogues,
     finish_if_complete,
     run_in_process,

@@ -138,7 +138,7 @@ class RunStatus(models.TextChoices):
 
 
 # The moves a run's status may make (JuryRun.status changes only through
-# jury.runs.set_status, which checks this map).
+# jury.runs.services.set_status, which checks this map).
 RUN_TRANSITIONS: dict[str, frozenset[str]] = {
     RunStatus.RUNNING: frozenset(
         {RunStatus.DONE, RunStatus.CANCELLED, RunStatus.FAILED}
@@ -165,7 +165,7 @@ class JuryRun(models.Model):
     # The "humans call unsafe" scope takes dialogues whose human votes are complete;
     # `include_incomplete` is the lead's choice to take those still waiting too.
     # `waiting_for_votes` is what the scope found waiting when the run started:
-    # {"dialogues": n, "vote_counts": [1, 2], "labels_required": 3} (jury.runs).
+    # {"dialogues": n, "vote_counts": [1, 2], "labels_required": 3} (jury.runs.services).
     include_incomplete = models.BooleanField(default=False)
     waiting_for_votes = models.JSONField(default=dict, blank=True)
     # Why the run failed: the judge and the error of the chunk that failed.

@@ -1,4 +1,6 @@
-"""Celery tasks of the jury: each loads ids and calls one service."""
+"""Celery tasks of the jury (judging chunks of runs, generating chunks of generation
+runs): each loads ids and calls one service. Nothing imports this module: services
+send the tasks by name (annotation.enqueue)."""
 
 import logging
 from typing import Any
@@ -7,7 +9,8 @@ from celery import Task, shared_task
 from kombu.exceptions import OperationalError as BrokerError
 
 from jury.backends.base import BackendUnavailable
-from jury.runs import error_text, judge_chunk, record_failure
+from jury.generation.services import generate_chunk
+from jury.runs.services import error_text, judge_chunk, record_failure
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +61,16 @@ def judge_chunk_task(
     )
 
 
-# The worker imports this module only (Celery's autodiscovery looks for `tasks`):
-# importing the generation task here registers it with every jury worker.
-from jury.generation_tasks import generate_chunk_task  # noqa: E402
-
-__all__ = ["generate_chunk_task", "judge_chunk_task"]
+@shared_task(
+    name="jury.generate_chunk",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # Transport only: a model endpoint that is down, or the broker. A model's bad
+    # or empty answer fails its target, never retried.
+    autoretry_for=(BrokerError, BackendUnavailable),
+    retry_backoff=True,
+    max_retries=5,
+)
+def generate_chunk_task(run_id: int, target_ids: list[int]) -> int:
+    """One chunk of a generation run; sent to the generator's queue (jury.<judge>)."""
+    return generate_chunk(run_id=run_id, target_ids=target_ids)

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from jury import views
+from jury.runs import views
 
 app_name = "jury"
 
@@ -11,5 +11,5 @@ urlpatterns = [
     path("runs/<int:pk>/", views.run_detail, name="run_detail"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="run_cancel"),
     path("runs/<int:pk>/resume/", views.run_resume, name="run_resume"),
-    path("generation/", include("jury.generation_urls")),
+    path("generation/", include("jury.generation.urls")),
 ]

@@ -4,7 +4,7 @@ import factory
 from django.contrib.auth.hashers import make_password
 
 from accounts.models import Role, User
-from annotation.importing.formats import content_hash
+from annotation.imports.formats import content_hash
 from annotation.models import Assignment, Batch, Dialogue, Label, VoteKind
 from taxonomy.models import Taxonomy
 

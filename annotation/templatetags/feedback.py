@@ -3,7 +3,7 @@
 from django import template
 
 from accounts.models import User
-from annotation.audits import unread_feedback
+from annotation.review.audits.services import unread_feedback
 
 register = template.Library()
 

@@ -56,7 +56,7 @@ def _key(config: JudgeConfig) -> tuple[object, ...]:
 
 def _create(config: JudgeConfig) -> Backend:
     if config.backend == "transformers":
-        from jury.backends.hf import TransformersBackend
+        from jury.backends.transformers_backend import TransformersBackend
 
         return TransformersBackend(config)
     if config.backend == "openai":
@@ -93,7 +93,7 @@ def clear_backends() -> None:
     The vLLM engine is not released: vLLM cannot free a GPU engine cleanly inside
     a process, and a worker serves one judge for its lifetime.
     """
-    from jury.backends import hf
+    from jury.backends import transformers_backend as hf
 
     with _lock:
         _backends.clear()

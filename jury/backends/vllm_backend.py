@@ -94,7 +94,7 @@ class VLLMBackend:
 
     def load(self) -> Any:
         """Start the process's engine now (or reuse it), so that a run can say
-        "Loading the model" while it loads (jury.runs); `generate` would start it
+        "Loading the model" while it loads (jury.runs.services); `generate` would start it
         otherwise."""
         return _get_engine(self.config)
 

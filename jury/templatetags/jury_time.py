@@ -5,7 +5,7 @@ from datetime import datetime
 from django import template
 from django.utils import timezone
 
-from jury.run_state import duration
+from jury.runs.state import duration
 
 register = template.Library()
 

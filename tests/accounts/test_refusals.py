@@ -8,20 +8,20 @@ from django.test import RequestFactory
 from rest_framework.test import APIRequestFactory
 
 from accounts.refusals import Conflict, NotALead, Refused
-from annotation.adjudication import AdjudicationError, AdjudicationInvalid
-from annotation.audits import AuditError
-from annotation.batches import BatchError
-from annotation.export import ExportProblem
-from annotation.gold import GoldRefused
-from annotation.imports import ImportFailed
+from annotation.adjudication.services import AdjudicationError, AdjudicationInvalid
+from annotation.batches.services import BatchError
+from annotation.export.services import ExportProblem
+from annotation.imports.services import ImportFailed
+from annotation.labelling.queue import NotReserved, QueueError, VoteInvalid
 from annotation.models import AuditRefused, TransitionRefused
-from annotation.other import OtherError
-from annotation.queue import NotReserved, QueueError, VoteInvalid
-from annotation.splits import BadRatios
-from annotation.votes import VoteProblem
+from annotation.other.services import OtherError
+from annotation.review.audits.services import AuditError
+from annotation.review.gold.services import GoldRefused
+from annotation.rules.splits import BadRatios
+from annotation.rules.votes import VoteProblem
 from config.error_pages import api_exception_handler, refused_response
-from jury.generation import GenerationError
-from jury.runs import RunError
+from jury.generation.services import GenerationError
+from jury.runs.services import RunError
 from taxonomy.models import TaxonomyLocked
 from taxonomy.services import TaxonomyError
 
@@ -95,7 +95,8 @@ def test_a_refusal_no_view_answered_is_a_toast_for_htmx_and_a_page_otherwise(
 
 
 def test_not_a_lead_is_403_and_the_adjudication_one_is_the_same_class() -> None:
-    from annotation import adjudication, other
+    from annotation.adjudication import services as adjudication
+    from annotation.other import services as other
 
     assert NotALead.status == 403
     assert adjudication.NotALead is other.NotALead is NotALead

@@ -91,9 +91,9 @@ def test_seed_demo_twice_changes_nothing():
 def test_the_reviewed_demo_batch_gives_the_leads_screens_something_to_show(
     django_capture_on_commit_callbacks,
 ):
-    from annotation.adjudication import adjudication_queue
-    from annotation.final_labels import derive_batch
-    from annotation.other import other_groups
+    from annotation.adjudication.services import adjudication_queue
+    from annotation.final_labels.services import derive_batch
+    from annotation.other.services import other_groups
 
     # when the demo is seeded
     with django_capture_on_commit_callbacks(execute=False):

@@ -7,8 +7,8 @@ import re
 import pytest
 from django.test import Client
 
+from annotation.labelling.views import category_groups
 from annotation.models import Batch
-from annotation.work_views import category_groups
 from tests.factories import (
     AssignmentFactory,
     BatchFactory,

@@ -3,7 +3,7 @@ and shown, a label on a digit, a category on a letter, Ctrl+Enter, the next item
 
 import pytest
 
-from annotation.final_labels import derive_batch
+from annotation.final_labels.services import derive_batch
 from annotation.models import (
     Adjudication,
     Batch,
@@ -12,7 +12,7 @@ from annotation.models import (
     LabelCategory,
 )
 from taxonomy.models import Category
-from tests.annotation.adjudication_data import annotators, judge_vote, jury_decides
+from tests.annotation.adjudication.data import annotators, judge_vote, jury_decides
 from tests.browser.conftest import screenshot
 from tests.factories import (
     PASSWORD,

@@ -5,7 +5,7 @@ still waiting for votes, saying so."""
 import pytest
 
 from annotation.models import Adjudication
-from tests.annotation.adjudication_data import add_votes
+from tests.annotation.adjudication.data import add_votes
 from tests.browser.conftest import log_in, screenshot
 from tests.browser.test_adjudication_browser import split_batch
 from tests.factories import DialogueFactory, LeadFactory

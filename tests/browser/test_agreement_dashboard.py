@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotation.agreement import fingerprint
-from annotation.model_votes import ModelVoteIn, record_jury_decision, record_model_votes
+from annotation.agreement.services import fingerprint
+from annotation.facade import ModelVoteIn, record_jury_decision, record_model_votes
 from annotation.models import (
     AgreementReport,
     Batch,
@@ -18,7 +18,7 @@ from annotation.models import (
     VoteKind,
 )
 from taxonomy.models import Category
-from tests.annotation.report_data import sample_report
+from tests.annotation.agreement.data import sample_report
 from tests.browser.conftest import log_in, screenshot
 from tests.factories import BatchFactory, DialogueFactory, LeadFactory, UserFactory
 

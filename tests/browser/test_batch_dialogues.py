@@ -3,9 +3,9 @@ status, as plain links (they work with JavaScript off too)."""
 
 import pytest
 
-from annotation.final_labels import derive_batch
+from annotation.final_labels.services import derive_batch
+from annotation.labelling.queue import recount_claimed
 from annotation.models import Batch, Dialogue, VoteKind
-from annotation.queue import recount_claimed
 from tests.browser.conftest import log_in, screenshot
 from tests.factories import (
     BatchFactory,

@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from annotation.export import run_snapshot
+from annotation.export.services import run_snapshot
 from annotation.models import ExportSnapshot
-from tests.annotation.test_export_pages import labelled_batch
+from tests.annotation.export.test_views import labelled_batch
 from tests.browser.conftest import log_in, screenshot
 from tests.factories import AdminFactory
 

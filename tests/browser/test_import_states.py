@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from annotation.jobs import run_import_job
+from annotation.imports.jobs import run_import_job
 from annotation.models import ImportJob, JobStatus
 from tests.browser.conftest import log_in, screenshot
 from tests.factories import BatchFactory, LeadFactory

@@ -3,7 +3,7 @@ new-run form with a judge that cannot run and the dialogues left out, and a run 
 that says it is queued with no worker, then running with a rate and the time left.
 
 The workers' records (presence, judge states, votes) are written directly here;
-tests/jury/test_worker_e2e.py proves a real worker writes them.
+tests/jury/runs/test_worker_e2e.py proves a real worker writes them.
 """
 
 from datetime import timedelta
@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotation.model_votes import ModelVoteIn, record_model_votes
+from annotation.facade import ModelVoteIn, record_model_votes
 from jury.models import (
     Backend,
     Judge,
@@ -21,7 +21,7 @@ from jury.models import (
     Scope,
     WorkerPresence,
 )
-from jury.runs import start_run
+from jury.runs.services import start_run
 from tests.browser.conftest import log_in, screenshot
 from tests.factories import (
     AdminFactory,

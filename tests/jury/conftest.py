@@ -22,7 +22,7 @@ import pytest
 import redis
 from django.db import connection
 
-from jury.backends.hf import model_cache_root
+from jury.backends.transformers_backend import model_cache_root
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # kombu's Redis transport keeps a queue as one list per priority step, named

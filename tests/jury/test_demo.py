@@ -9,12 +9,11 @@ import pytest
 from django.core.management import call_command
 
 from accounts.models import User
-from annotation.adjudication import adjudication_queue
-from annotation.agreement import build_report
+from annotation.adjudication.services import adjudication_queue
+from annotation.agreement.services import build_report
 from annotation.demo import REVIEWED_BATCH, REVIEWERS, demo_rows, seed_demo
-from annotation.derivation import human_majority
 from annotation.models import Batch, JuryDecision, Label, VoteKind
-from jury.aggregation import JudgeVote, decide
+from annotation.rules.derivation import human_majority
 from jury.demo import (
     DEMO_JUDGES,
     RECORD_COMMAND,
@@ -25,7 +24,8 @@ from jury.demo import (
     seed_demo_judges,
 )
 from jury.models import Judge, JuryRun, RunDialogue, RunStatus, Scope
-from jury.parsing import parse_output
+from jury.rules.aggregation import JudgeVote, decide
+from jury.rules.parsing import parse_output
 from tests.factories import BatchFactory, DialogueFactory
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotation.agreement import build_report, report_for
+from annotation.agreement.services import build_report, report_for
 from annotation.models import Batch
 
 

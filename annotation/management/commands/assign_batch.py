@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import User
 from accounts.ordering import natural_sorted
-from annotation.batches import NotAnnotators, assign_annotators
+from annotation.batches.services import NotAnnotators, assign_annotators
 from annotation.models import Batch
 
 

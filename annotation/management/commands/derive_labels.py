@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotation.final_labels import derive_batch
+from annotation.final_labels.services import derive_batch
 from annotation.models import Batch
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotation.export import ExportParams, ExportProblem, write_export
+from annotation.export.services import ExportParams, ExportProblem, write_export
 from annotation.models import NeedsCautionPolicy
-from annotation.splits import BadRatios, parse_ratios
+from annotation.rules.splits import BadRatios, parse_ratios
 
 
 class Command(BaseCommand):

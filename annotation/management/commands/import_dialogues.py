@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotation.importing.formats import FORMATS, FormatOptions
-from annotation.imports import ImportFailed, ImportResult, import_dialogues
+from annotation.imports.formats import FORMATS, FormatOptions
+from annotation.imports.services import ImportFailed, ImportResult, import_dialogues
 
 
 def report(command: BaseCommand, result: ImportResult, as_json: bool) -> None:

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotation.imports import ImportFailed, import_labels
+from annotation.imports.services import ImportFailed, import_labels
 from annotation.management.commands.import_dialogues import report
 
 

@@ -6,14 +6,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotation.gold import (
+from annotation.models import Batch, LabelValue
+from annotation.review.gold.services import (
     GoldAnswer,
     GoldRefused,
     mark_gold_from_reference,
     mark_gold_many,
     unmark_gold_many,
 )
-from annotation.models import Batch, LabelValue
 from taxonomy.matching import split_category_list
 
 

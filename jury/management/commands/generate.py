@@ -8,14 +8,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.models import Batch
 from jury.backends import BackendError, BackendUnavailable
-from jury.generation import (
+from jury.generation.prompts import STRATEGIES
+from jury.generation.services import (
     DEFAULT_REFUSAL_GENERATOR,
     GenerationError,
     generation_progress,
     run_in_process,
     start_generation_run,
 )
-from jury.generation_prompts import STRATEGIES
 from jury.models import GenerationKind, Judge, RunStatus
 
 

@@ -9,8 +9,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from annotation.models import Batch
 from jury.models import Judge, RunStatus, Scope
 from jury.presence import queue_listeners
-from jury.run_state import Waiting
-from jury.runs import RunError, run_in_process, run_progress, start_run
+from jury.runs.services import RunError, run_in_process, run_progress, start_run
+from jury.runs.state import Waiting
 
 
 class Command(BaseCommand):

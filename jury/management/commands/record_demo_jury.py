@@ -16,7 +16,7 @@ from jury.demo import (
     seed_demo_judges,
     write_recording,
 )
-from jury.runs import RunError
+from jury.runs.services import RunError
 
 
 class Command(BaseCommand):
