@@ -1,8 +1,11 @@
-"""How the jury writes what it decided: model votes and decisions, idempotently.
+"""What the jury may use of `annotation`: its one published surface.
 
-The jury app calls these with plain values (`annotation` never imports `jury`). A
-redelivered task writes the same rows again; unique constraints on (dialogue,
-judge, run) and (dialogue, run) make the second write change nothing.
+`jury` imports nothing else of this app (an import-linter contract says so), and
+`annotation` never imports `jury`. The jury reads batches, dialogues and votes (the
+models below), the human majority and a text's content hash (rules), and writes what
+it decided here: model votes and decisions, idempotently. A redelivered task writes
+the same rows again; unique constraints on (dialogue, judge, run) and (dialogue,
+run) make the second write change nothing.
 """
 
 from collections.abc import Sequence
@@ -10,15 +13,52 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
+from annotation import enqueue
+from annotation.demo import (
+    ANNOTATORS,
+    DEMO_PASSWORD,
+    REVIEWED_BATCH,
+    REVIEWERS,
+    differs_from_file,
+    seed_demo,
+)
 from annotation.final_labels.services import recompute_on_commit
+from annotation.imports.formats import content_hash, prompt_and_response
 from annotation.models import (
+    Augmentation,
+    Batch,
     Dialogue,
     JuryDecision,
     Label,
     LabelCategory,
     VoteKind,
 )
+from annotation.rules.derivation import human_majority
 from taxonomy.models import Category
+
+__all__ = [
+    "ANNOTATORS",
+    "DEMO_PASSWORD",
+    "REVIEWED_BATCH",
+    "REVIEWERS",
+    "Augmentation",
+    "Batch",
+    "Dialogue",
+    "JuryDecision",
+    "Label",
+    "LabelCategory",
+    "ModelVoteIn",
+    "VoteKind",
+    "content_hash",
+    "differs_from_file",
+    "enqueue",
+    "human_majority",
+    "prompt_and_response",
+    "recompute_on_commit",
+    "record_jury_decision",
+    "record_model_votes",
+    "seed_demo",
+]
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,12 @@
-"""What every page shares: the request type of the htmx views, and the home page,
-which sends a person to their start (leads to the batches, annotators to labelling)."""
+"""The home page: it sends a person to their start (leads to the batches,
+annotators to labelling)."""
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET
-from django_htmx.middleware import HtmxDetails
 
-from accounts.models import User
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
-    user: User
+from accounts.http import HtmxHttpRequest
 
 
 @require_GET

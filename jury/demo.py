@@ -23,8 +23,15 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from annotation.facade import ModelVoteIn, record_model_votes
-from annotation.models import Batch, JuryDecision, Label, LabelCategory, VoteKind
+from annotation.facade import (
+    Batch,
+    JuryDecision,
+    Label,
+    LabelCategory,
+    ModelVoteIn,
+    VoteKind,
+    record_model_votes,
+)
 from jury.backends.transformers_backend import (
     SMOLLM2,
     gguf_cache_key,

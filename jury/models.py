@@ -13,7 +13,6 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
-from annotation.models import Batch, Dialogue
 from jury.backends.base import JudgeConfig
 
 ENV_REFERENCE = re.compile(r"^\$\{([A-Z0-9_]+)\}$")
@@ -152,7 +151,9 @@ RUN_TRANSITIONS: dict[str, frozenset[str]] = {
 class JuryRun(models.Model):
     """A jury run over a fixed set of a batch's dialogues with chosen judges."""
 
-    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="jury_runs")
+    batch = models.ForeignKey(
+        "annotation.Batch", on_delete=models.CASCADE, related_name="jury_runs"
+    )
     judges = models.ManyToManyField(Judge, related_name="runs")
     scope = models.CharField(max_length=32, choices=Scope.choices)
     sources = models.JSONField(default=list, blank=True)
@@ -174,7 +175,7 @@ class JuryRun(models.Model):
     # page: the demo's run recorded once from the real CPU judges (jury.demo).
     note = models.CharField(max_length=300, blank=True, default="")
     dialogues = models.ManyToManyField(
-        Dialogue, through="RunDialogue", related_name="+"
+        "annotation.Dialogue", through="RunDialogue", related_name="+"
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -205,7 +206,9 @@ class RunDialogue(models.Model):
     """A dialogue a run judges (fixed when the run starts)."""
 
     run = models.ForeignKey(JuryRun, on_delete=models.CASCADE, related_name="targets")
-    dialogue = models.ForeignKey(Dialogue, on_delete=models.CASCADE, related_name="+")
+    dialogue = models.ForeignKey(
+        "annotation.Dialogue", on_delete=models.CASCADE, related_name="+"
+    )
 
     class Meta:
         constraints = [
@@ -330,7 +333,7 @@ class GenerationRun(models.Model):
     written by one generator (a judge slot: its backend, model, queue and sampling)."""
 
     batch = models.ForeignKey(
-        Batch, on_delete=models.CASCADE, related_name="generation_runs"
+        "annotation.Batch", on_delete=models.CASCADE, related_name="generation_runs"
     )
     generator = models.ForeignKey(
         Judge, on_delete=models.PROTECT, related_name="generation_runs"
@@ -382,7 +385,9 @@ class GenerationTarget(models.Model):
     run = models.ForeignKey(
         GenerationRun, on_delete=models.CASCADE, related_name="targets"
     )
-    dialogue = models.ForeignKey(Dialogue, on_delete=models.CASCADE, related_name="+")
+    dialogue = models.ForeignKey(
+        "annotation.Dialogue", on_delete=models.CASCADE, related_name="+"
+    )
     strategy = models.CharField(
         max_length=32, choices=Strategy.choices, blank=True, default=""
     )
@@ -391,7 +396,11 @@ class GenerationTarget(models.Model):
         max_length=16, choices=TargetStatus.choices, default=TargetStatus.PENDING
     )
     result = models.ForeignKey(
-        Dialogue, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "annotation.Dialogue",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     # What the model said, verbatim (also when it failed or was a duplicate).
     output = models.TextField(blank=True, default="")

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.http import HtmxHttpRequest
 from accounts.permissions import lead_required
 from annotation.adjudication.forms import (
     DECISION_REASONS,
@@ -43,7 +44,6 @@ from annotation.adjudication.services import (
 )
 from annotation.labelling.views import category_groups
 from annotation.models import Batch, Confidence, LabelValue
-from annotation.views import HtmxHttpRequest
 from taxonomy.models import Category
 
 QUEUE_PAGE = "annotation/adjudication/queue.html"

@@ -11,12 +11,12 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh, reswap, retarget
 
+from accounts.http import HtmxHttpRequest
 from accounts.ordering import natural_sorted
 from accounts.permissions import lead_required
 from annotation.agreement import charts
 from annotation.agreement import services as agreement
 from annotation.models import AgreementReport, Batch, JobStatus
-from annotation.views import HtmxHttpRequest
 
 TEMPLATE = "annotation/lead/batch_agreement.html"
 POLL_SECONDS = 2

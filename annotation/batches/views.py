@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from accounts.http import HtmxHttpRequest
 from accounts.models import User
 from accounts.ordering import by_username
 from accounts.permissions import lead_required
@@ -32,7 +33,6 @@ from annotation.models import (
     TransitionRefused,
 )
 from annotation.review.gold.forms import GoldAnswerForm
-from annotation.views import HtmxHttpRequest
 
 # The open flags shown at once; the page says how many more there are.
 FLAGS_SHOWN = 200

@@ -14,13 +14,13 @@ from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
+from accounts.http import HtmxHttpRequest
 from accounts.permissions import admin_role_required, lead_required
 from annotation.export.forms import ExportForm, start_export_from
 from annotation.export.services import ExportProblem, snapshot_bytes
 from annotation.labelling.guidelines import render_instructions
 from annotation.models import ExportSnapshot, JobStatus
 from annotation.rules.splits import SPLITS
-from annotation.views import HtmxHttpRequest
 
 LIST_SIZE = 100
 # What counts["excluded"] holds, as the pages say it.

@@ -7,11 +7,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
+from accounts.http import HtmxHttpRequest
 from accounts.permissions import lead_required
 from annotation.imports.forms import ImportForm
 from annotation.imports.jobs import shown_errors, start_import
 from annotation.models import Batch, ImportJob
-from annotation.views import HtmxHttpRequest
 
 
 @require_http_methods(["GET", "POST"])

@@ -18,6 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
+from accounts.http import HtmxHttpRequest
 from annotation.labelling.forms import FlagForm, SkipForm, VoteForm
 from annotation.labelling.guidelines import render_instructions
 from annotation.labelling.progress import my_progress
@@ -44,7 +45,6 @@ from annotation.models import (
     ReservationState,
 )
 from annotation.review.audits.services import mark_feedback_read
-from annotation.views import HtmxHttpRequest
 from taxonomy.models import DISPLAY_GROUPS, Group
 
 PAGE = "annotation/work/workspace.html"

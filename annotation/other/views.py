@@ -13,6 +13,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.http import HtmxHttpRequest
 from accounts.permissions import lead_required
 from annotation.models import Batch
 from annotation.other.forms import KEEP, OtherMappingForm
@@ -25,7 +26,6 @@ from annotation.other.services import (
     other_usage,
     unmap_other,
 )
-from annotation.views import HtmxHttpRequest
 from taxonomy.models import Category, Group, Taxonomy
 
 PAGE = "annotation/other/groups.html"

@@ -2,7 +2,7 @@ from typing import Any
 
 from django import forms
 
-from annotation.models import Batch
+from annotation.facade import Batch
 from jury.generation.services import DEFAULT_REFUSAL_GENERATOR
 from jury.models import GenerationKind, Judge, Strategy
 

@@ -40,18 +40,19 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.refusals import Refused
-from annotation import enqueue
-from annotation.final_labels.services import recompute_on_commit
-from annotation.imports.formats import content_hash, prompt_and_response
-from annotation.models import (
+from annotation.facade import (
     Augmentation,
     Batch,
     Dialogue,
     Label,
     LabelCategory,
     VoteKind,
+    content_hash,
+    enqueue,
+    human_majority,
+    prompt_and_response,
+    recompute_on_commit,
 )
-from annotation.rules.derivation import human_majority
 from jury.backends import Generation, JudgeConfig, get_backend
 from jury.generation.prompts import (
     GENERATION_PROMPT_VERSION,

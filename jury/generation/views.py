@@ -8,8 +8,8 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.http import HtmxHttpRequest
 from accounts.permissions import lead_required
-from annotation.views import HtmxHttpRequest
 from jury.generation.forms import GenerationForm
 from jury.generation.services import (
     GenerationError,

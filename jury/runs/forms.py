@@ -2,7 +2,7 @@ from typing import Any
 
 from django import forms
 
-from annotation.models import Batch
+from annotation.facade import Batch
 from jury.models import Judge, Scope
 from jury.presence import Listener, queue_listeners
 

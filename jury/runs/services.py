@@ -15,10 +15,18 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.refusals import Refused
-from annotation import enqueue
-from annotation.facade import ModelVoteIn, record_jury_decision, record_model_votes
-from annotation.models import Batch, Dialogue, JuryDecision, Label, VoteKind
-from annotation.rules.derivation import human_majority
+from annotation.facade import (
+    Batch,
+    Dialogue,
+    JuryDecision,
+    Label,
+    ModelVoteIn,
+    VoteKind,
+    enqueue,
+    human_majority,
+    record_jury_decision,
+    record_model_votes,
+)
 from jury.backends import Backend, BackendError, BackendUnavailable, get_backend
 from jury.models import (
     RUN_TRANSITIONS,

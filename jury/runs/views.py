@@ -11,9 +11,9 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.http import HtmxHttpRequest
 from accounts.permissions import lead_required
-from annotation.models import Dialogue, JuryDecision, Label, LabelCategory, VoteKind
-from annotation.views import HtmxHttpRequest
+from annotation.facade import Dialogue, JuryDecision, Label, LabelCategory, VoteKind
 from jury.models import Judge, JuryRun, RunDialogue, Scope
 from jury.presence import queue_listeners
 from jury.rules.aggregation import pairwise_agreement

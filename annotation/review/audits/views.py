@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.http import HtmxHttpRequest
 from accounts.permissions import lead_required
 from annotation.models import (
     Audit,
@@ -35,7 +36,6 @@ from annotation.review.audits.services import (
 )
 from annotation.review.gold.forms import GoldAnswerForm
 from annotation.review.gold.services import GoldRefused, mark_gold, unmark_gold
-from annotation.views import HtmxHttpRequest
 
 PAGE = "annotation/lead/audit_review.html"
 # Votes side by side: people first, then the judges, then anything else.

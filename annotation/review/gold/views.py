@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.http import HtmxHttpRequest
 from accounts.permissions import lead_required
 from annotation.models import Batch, Dialogue
 from annotation.review.gold.forms import GoldAddForm, GoldAnswerForm
@@ -24,7 +25,6 @@ from annotation.review.gold.services import (
     score_gold_votes,
     unmark_gold,
 )
-from annotation.views import HtmxHttpRequest
 
 
 def _batch(name: str) -> Batch:

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotation.models import Batch
+from annotation.facade import Batch
 from jury.backends import BackendError, BackendUnavailable
 from jury.generation.prompts import STRATEGIES
 from jury.generation.services import (

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotation.models import Batch
+from annotation.facade import Batch
 from jury.models import Judge, RunStatus, Scope
 from jury.presence import queue_listeners
 from jury.runs.services import RunError, run_in_process, run_progress, start_run

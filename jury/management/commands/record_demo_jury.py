@@ -7,8 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotation.demo import REVIEWED_BATCH, differs_from_file, seed_demo
-from annotation.models import Batch
+from annotation.facade import REVIEWED_BATCH, Batch, differs_from_file, seed_demo
 from jury.demo import (
     RECORD_COMMAND,
     RECORDING,

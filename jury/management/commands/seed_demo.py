@@ -5,14 +5,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.demo import (
+from annotation.facade import (
     ANNOTATORS,
     DEMO_PASSWORD,
     REVIEWED_BATCH,
     REVIEWERS,
+    Batch,
     seed_demo,
 )
-from annotation.models import Batch
 from jury.demo import (
     RECORD_COMMAND,
     RECORDING_NAME,
