@@ -51,7 +51,8 @@ from annotation.models import (
     Provenance,
     VoteKind,
 )
-from annotation.rules.derivation import DEFENSIVE, AdjudicationIn, human_majority
+from annotation.rules.derivation import AdjudicationIn, human_majority
+from annotation.rules.labels import LABELS, binary_counts
 from annotation.rules.votes import VoteProblem, VoteProblems, check_vote
 
 # Why a dialogue is in the queue, in the order they are listed on an item.
@@ -142,14 +143,6 @@ class Queue:
     waiting: int
 
 
-def _binary_counts(counts: dict[str, int], policy: str) -> tuple[int, int]:
-    """(safe, unsafe) votes after the needs-caution policy."""
-    caution = counts.get("needs_caution", 0)
-    safe = counts.get("safe", 0) + (0 if policy == DEFENSIVE else caution)
-    unsafe = counts.get("unsafe", 0) + (caution if policy == DEFENSIVE else 0)
-    return safe, unsafe
-
-
 def _expand(counts: dict[str, int]) -> list[str]:
     return [label for label, n in counts.items() for _ in range(n)]
 
@@ -175,7 +168,7 @@ def queue_reasons(
     the jury calls safe, is the rules working, not a disagreement).
     """
     reasons: list[str] = []
-    safe, unsafe = _binary_counts(votes, policy)
+    safe, unsafe = binary_counts(votes, policy)
     total = safe + unsafe
     if unresolved_reason in _TIE_REASONS:
         reasons.append(TIE)
@@ -197,7 +190,7 @@ def queue_reasons(
     return reasons, agreement
 
 
-_LABELS = ("safe", "needs_caution", "unsafe")
+_LABELS = LABELS
 
 
 def _count(label: str, field: str) -> Count:
@@ -247,6 +240,30 @@ def read_queue(
     """
     if reason is not None and reason not in REASONS:
         raise ValueError(f"reason must be one of {', '.join(REASONS)}, not {reason!r}")
+    items: list[QueueItem] = []
+    waiting = 0
+    for row in _candidates(batch=batch, category=category):
+        item = _queue_item(row)
+        if item is None or (reason is not None and reason not in item.reasons):
+            continue
+        if not item.complete and not include_incomplete:
+            if FLAGGED not in item.reasons:
+                waiting += 1
+                continue
+            if reason not in (None, FLAGGED):
+                continue  # it is here for its flag only; its split may settle
+            item = replace(item, reasons=[FLAGGED], agreement=None)
+        items.append(item)
+    # No human votes (a flag, the jury alone) says nothing about agreement: last.
+    items.sort(key=lambda i: (i.agreement is None, i.agreement or 0.0, i.dialogue_id))
+    return Queue(items=items, waiting=waiting)
+
+
+def _candidates(
+    *, batch: Batch | None, category: str | None
+) -> QuerySet[Dialogue, dict[str, Any]]:
+    """The query `read_queue` reads: undecided, non-gold dialogues that can have a
+    reason, with their vote counts, latest jury decision, open flag and final label."""
     latest_jury = (
         JuryDecision.objects.filter(dialogue=OuterRef("pk"))
         .order_by("-id")
@@ -264,7 +281,7 @@ def read_queue(
         dialogues = dialogues.filter(
             final_label__violated_categories__contains=[category]
         )
-    rows = (
+    return (
         dialogues.annotate(
             **counts,
             jury=Subquery(latest_jury),
@@ -294,23 +311,6 @@ def read_queue(
             *counts,
         )
     )
-    items: list[QueueItem] = []
-    waiting = 0
-    for row in rows:
-        item = _queue_item(row)
-        if item is None or (reason is not None and reason not in item.reasons):
-            continue
-        if not item.complete and not include_incomplete:
-            if FLAGGED not in item.reasons:
-                waiting += 1
-                continue
-            if reason not in (None, FLAGGED):
-                continue  # it is here for its flag only; its split may settle
-            item = replace(item, reasons=[FLAGGED], agreement=None)
-        items.append(item)
-    # No human votes (a flag, the jury alone) says nothing about agreement: last.
-    items.sort(key=lambda i: (i.agreement is None, i.agreement or 0.0, i.dialogue_id))
-    return Queue(items=items, waiting=waiting)
 
 
 def _queue_item(row: dict[str, Any]) -> QueueItem | None:

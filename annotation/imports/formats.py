@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from annotation.imports.readers import Record, RowError, Source
+from annotation.rules.labels import LABELS as LABEL_VALUES
 
-LABEL_VALUES = ("safe", "needs_caution", "unsafe")
 ROLES = {
     "user": "user",
     "human": "user",

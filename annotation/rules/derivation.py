@@ -1,18 +1,10 @@
 """How votes become labels (DESIGN section 3), as pure functions over plain values."""
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-PERMISSIVE = "permissive"
-DEFENSIVE = "defensive"
-
-
-def binary(label: str, policy: str) -> str:
-    """A 3-way label as safe/unsafe under the batch's needs-caution policy."""
-    if label == "needs_caution":
-        return "unsafe" if policy == DEFENSIVE else "safe"
-    return label
+from annotation.rules.labels import binary
 
 
 def human_majority(labels: Sequence[str], policy: str) -> str | None:
@@ -124,9 +116,11 @@ def ranked_categories(votes: Sequence[Sequence[str]]) -> tuple[str, ...]:
     return tuple(name for name, _ in counts.most_common())
 
 
-def _response_after(
-    prompt_label: str, jury: JuryIn | None
-) -> tuple[str | None, str | None, str]:
+# A response label, its source and what is missing to decide it ("" when decided).
+Response = tuple[str | None, str | None, str]
+
+
+def _response_after(prompt_label: str, jury: JuryIn | None) -> Response:
     """Response label, its source and what is missing, from the prompt's final label:
     safe makes the response safe (human); unsafe leaves it to the jury."""
     if prompt_label == "safe":
@@ -146,7 +140,7 @@ def response_by_rules(
     policy: str,
     asks_response_label: bool,
     jury: JuryIn | None,
-) -> tuple[str | None, str | None, str]:
+) -> Response:
     """The response's label, its source and what is missing (DESIGN section 3),
     given the prompt's final label: in a batch that asks for response labels, the
     majority of the human response labels; otherwise from the prompt label and the
@@ -190,7 +184,7 @@ def derive(
     adjudication's or reference's own when they decide.
     """
 
-    def by_rules(prompt: str) -> tuple[str | None, str | None, str]:
+    def by_rules(prompt: str) -> Response:
         if not has_response:
             return None, None, ""
         return response_by_rules(
@@ -202,22 +196,7 @@ def derive(
         )
 
     if adjudication is not None:
-        prompt = binary(adjudication.label, policy)
-        if has_response and adjudication.response_label is not None:
-            response: str | None = binary(adjudication.response_label, policy)
-            source: str | None = SOURCE_ADJUDICATED
-            missing = ""
-        else:
-            response, source, missing = by_rules(prompt)
-        return Final(
-            prompt,
-            response,
-            tuple(adjudication.categories),
-            SOURCE_ADJUDICATED,
-            source,
-            UNRESOLVED if missing else ADJUDICATED,
-            f"adjudication left the response open; {missing}" if missing else "",
-        )
+        return _adjudicated(adjudication, policy, has_response, by_rules)
     if len(votes) < labels_required:
         if reference is not None and reference.prompt_label is not None:
             return _imported(reference, has_response, policy)
@@ -227,13 +206,47 @@ def derive(
             else f"waiting for votes ({len(votes)} of {labels_required})"
         )
         return Final(None, None, (), None, None, UNRESOLVED, reason)
+    return _voted(votes, policy, by_rules)
+
+
+def _adjudicated(
+    adjudication: AdjudicationIn,
+    policy: str,
+    has_response: bool,
+    by_rules: Callable[[str], Response],
+) -> Final:
+    """Rule 1: the lead's labels; a response the lead left open follows the rules."""
+    prompt = binary(adjudication.label, policy)
+    if has_response and adjudication.response_label is not None:
+        response: Response = (
+            binary(adjudication.response_label, policy),
+            SOURCE_ADJUDICATED,
+            "",
+        )
+    else:
+        response = by_rules(prompt)
+    label, source, missing = response
+    return Final(
+        prompt,
+        label,
+        tuple(adjudication.categories),
+        SOURCE_ADJUDICATED,
+        source,
+        UNRESOLVED if missing else ADJUDICATED,
+        f"adjudication left the response open; {missing}" if missing else "",
+    )
+
+
+def _voted(
+    votes: Sequence[HumanVote], policy: str, by_rules: Callable[[str], Response]
+) -> Final:
+    """Rules 3 to 5, for a dialogue with the votes its batch asks for."""
     categories = ranked_categories([v.categories for v in votes])
-    prompt_or_none = human_majority([v.label for v in votes], policy)
-    if prompt_or_none is None:
+    prompt = human_majority([v.label for v in votes], policy)
+    if prompt is None:
         return Final(
             None, None, categories, None, None, UNRESOLVED, "tie after the policy"
         )
-    prompt = prompt_or_none
     response, source, missing = by_rules(prompt)
     if missing:
         provenance = UNRESOLVED

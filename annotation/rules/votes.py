@@ -4,9 +4,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from accounts.refusals import Refused
+from annotation.rules.labels import LABELS as LABEL_VALUES
 from taxonomy.matching import CategoryIndex, CategoryRef
 
-LABEL_VALUES = ("safe", "needs_caution", "unsafe")
 OTHER = "Other"
 
 

@@ -10,11 +10,11 @@ from annotation.rules.derivation import (
     HumanVote,
     JuryIn,
     ReferenceIn,
-    binary,
     derive,
     human_majority,
     ranked_categories,
 )
+from annotation.rules.labels import binary
 
 S, C, U = "safe", "needs_caution", "unsafe"
 
