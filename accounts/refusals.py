@@ -27,6 +27,13 @@ class NotALead(Refused):
     code = "not_a_lead"
 
 
+class NotFound(Refused):
+    """What the request names does not exist (a batch, a dialogue)."""
+
+    status = 404
+    code = "not_found"
+
+
 class Conflict(Refused):
     """The state of things does not allow it now (a status transition, a
     reservation gone, a decision made meanwhile)."""

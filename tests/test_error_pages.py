@@ -186,3 +186,16 @@ def test_the_api_answers_a_server_error_in_json(rf) -> None:
     assert response.status_code == 500
     assert response["Content-Type"] == "application/json"
     assert response.content == b'{"detail": "Server error."}'
+
+
+def test_a_page_of_a_batch_that_does_not_exist_says_which(lead_client: Client) -> None:
+    # when a lead opens the settings and the gold page of a batch that is not there
+    settings_page = lead_client.get("/batches/nope/settings/")
+    gold_page = lead_client.get("/batches/nope/gold/", HTTP_HX_REQUEST="true")
+
+    # then the page is a 404 that names it, and htmx gets the same words as a toast
+    assert settings_page.status_code == 404
+    assert "There is no batch named &#x27;nope&#x27;." in settings_page.content.decode()
+    assert gold_page.status_code == 200
+    assert gold_page["HX-Reswap"] == "none"
+    assert "There is no batch named 'nope'." in gold_page["HX-Trigger"]

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, QueryDict
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -42,8 +42,9 @@ from annotation.adjudication.services import (
     reopen,
     unanimous_counts,
 )
+from annotation.batches.services import batch_named
 from annotation.labelling.views import category_groups
-from annotation.models import Batch, Confidence, LabelValue
+from annotation.models import Confidence, LabelValue
 from taxonomy.models import Category
 
 QUEUE_PAGE = "annotation/adjudication/queue.html"
@@ -162,7 +163,7 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
 @lead_required
 def accept_unanimous_page(request: HtmxHttpRequest, name: str) -> HttpResponse:
     """Accept every unanimous, undecided dialogue of the batch; back to the queue."""
-    batch = get_object_or_404(Batch.objects.select_related("taxonomy"), name=name)
+    batch = batch_named(name)
     accepted = accept_unanimous(batch=batch, lead=request.user)
     if accepted:
         messages.success(

@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Role, User
-from accounts.refusals import Refused
+from accounts.refusals import NotFound, Refused
 from annotation.final_labels.services import derive_later
 from annotation.labelling.queue import release_where
 from annotation.models import (
@@ -32,6 +32,19 @@ from taxonomy.models import Taxonomy
 
 class BatchError(Refused):
     """A batch rule refused the change; the message says why, for a lead to read."""
+
+
+class NoSuchBatch(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"There is no batch named {name!r}.")
+
+
+def batch_named(name: str) -> Batch:
+    """The batch a page names, with its taxonomy; NoSuchBatch (a 404) otherwise."""
+    found = Batch.objects.select_related("taxonomy").filter(name=name).first()
+    if found is None:
+        raise NoSuchBatch(name)
+    return found
 
 
 class NotAnnotators(BatchError):

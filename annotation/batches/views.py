@@ -39,10 +39,6 @@ FLAGS_SHOWN = 200
 PROGRESS_POLL_SECONDS = 15
 
 
-def _batch(name: str) -> Batch:
-    return get_object_or_404(Batch.objects.select_related("taxonomy"), name=name)
-
-
 @require_http_methods(["GET", "POST"])
 @lead_required
 def batch_new(request: HtmxHttpRequest) -> HttpResponse:
@@ -77,7 +73,7 @@ def batch_new(request: HtmxHttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @lead_required
 def batch_settings(request: HtmxHttpRequest, name: str) -> HttpResponse:
-    batch = _batch(name)
+    batch = batches.batch_named(name)
     # The form writes into its instance while validating; keep the page's batch as
     # stored until the service has saved the change.
     form = BatchSettingsForm(
@@ -121,7 +117,7 @@ def _transitions(batch: Batch) -> list[tuple[str, str]]:
 @require_POST
 @lead_required
 def batch_status(request: HtmxHttpRequest, name: str) -> HttpResponse:
-    batch = _batch(name)
+    batch = batches.batch_named(name)
     status = request.POST.get("status", "")
     try:
         batches.set_batch_status(batch=batch, status=status)
@@ -135,7 +131,7 @@ def batch_status(request: HtmxHttpRequest, name: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @lead_required
 def batch_assign(request: HtmxHttpRequest, name: str) -> HttpResponse:
-    batch = _batch(name)
+    batch = batches.batch_named(name)
     annotators = by_username(User.objects.annotators().filter(is_active=True))
     assigned_ids = set(batch.assignments.values_list("annotator_id", flat=True))
     form = AssignForm(
@@ -170,7 +166,7 @@ def batch_assign(request: HtmxHttpRequest, name: str) -> HttpResponse:
 @require_http_methods(["GET"])
 @lead_required
 def batch_progress_page(request: HtmxHttpRequest, name: str) -> HttpResponse:
-    batch = _batch(name)
+    batch = batches.batch_named(name)
     template = "annotation/lead/batch_progress.html"
     if request.htmx and request.htmx.target in ("batch-progress", "open-flags"):
         template += "#" + request.htmx.target
@@ -198,7 +194,7 @@ def _progress_context(batch: Batch) -> dict[str, object]:
 @require_POST
 @lead_required
 def flag_resolve(request: HtmxHttpRequest, name: str, pk: int) -> HttpResponse:
-    batch = _batch(name)
+    batch = batches.batch_named(name)
     flag = get_object_or_404(
         Flag.objects.select_related("dialogue"), pk=pk, dialogue__batch=batch
     )

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.http import HtmxHttpRequest
 from accounts.permissions import lead_required
+from annotation.batches.services import batch_named
 from annotation.models import (
     Audit,
     AuditItem,
@@ -42,10 +43,6 @@ PAGE = "annotation/lead/audit_review.html"
 KIND_ORDER = [VoteKind.HUMAN, VoteKind.MODEL, VoteKind.REFERENCE, VoteKind.ADJUDICATED]
 
 
-def _batch(name: str) -> Batch:
-    return get_object_or_404(Batch.objects.select_related("taxonomy"), name=name)
-
-
 def _audit(batch: Batch, pk: int) -> Audit:
     return get_object_or_404(
         Audit.objects.select_related("created_by"), pk=pk, batch=batch
@@ -59,7 +56,7 @@ def _errors(error: ValidationError) -> str:
 @require_http_methods(["GET", "POST"])
 @lead_required
 def audit_list(request: HtmxHttpRequest, name: str) -> HttpResponse:
-    batch = _batch(name)
+    batch = batch_named(name)
     form = AuditForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -94,7 +91,7 @@ def audit_list(request: HtmxHttpRequest, name: str) -> HttpResponse:
 @lead_required
 def audit_detail(request: HtmxHttpRequest, name: str, pk: int) -> HttpResponse:
     """The audit opens on its first item not reviewed yet (the first when done)."""
-    audit = _audit(_batch(name), pk)
+    audit = _audit(batch_named(name), pk)
     first = (
         audit.items.filter(reviewed_at__isnull=True)
         .order_by("position")
@@ -226,7 +223,7 @@ def _done(
 def audit_item(
     request: HtmxHttpRequest, name: str, pk: int, position: int
 ) -> HttpResponse:
-    batch = _batch(name)
+    batch = batch_named(name)
     return _render_item(request, item_context(batch, _audit(batch, pk), position))
 
 
@@ -245,7 +242,7 @@ def audit_item_review(
 ) -> HttpResponse:
     """Mark the item reviewed and go on to the next one not reviewed yet (or take the
     review back, with action=reopen)."""
-    batch = _batch(name)
+    batch = batch_named(name)
     audit = _audit(batch, pk)
     item = _item(audit, position)
     if request.POST.get("action") == "reopen":
@@ -271,7 +268,7 @@ def audit_item_review(
 def audit_feedback(
     request: HtmxHttpRequest, name: str, pk: int, position: int, label_id: int
 ) -> HttpResponse:
-    batch = _batch(name)
+    batch = batch_named(name)
     audit = _audit(batch, pk)
     item = _item(audit, position)
     label = get_object_or_404(Label, pk=label_id, dialogue_id=item.dialogue_id)
@@ -296,7 +293,7 @@ def audit_item_gold(
 ) -> HttpResponse:
     """Mark the item's dialogue as gold with the answer posted (or unmark it, with
     action=unmark)."""
-    batch = _batch(name)
+    batch = batch_named(name)
     audit = _audit(batch, pk)
     item = _item(audit, position)
     dialogue = item.dialogue

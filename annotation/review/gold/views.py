@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.http import HtmxHttpRequest
 from accounts.permissions import lead_required
+from annotation.batches.services import batch_named
 from annotation.models import Batch, Dialogue
 from annotation.review.gold.forms import GoldAddForm, GoldAnswerForm
 from annotation.review.gold.services import (
@@ -25,10 +26,6 @@ from annotation.review.gold.services import (
     score_gold_votes,
     unmark_gold,
 )
-
-
-def _batch(name: str) -> Batch:
-    return get_object_or_404(Batch.objects.select_related("taxonomy"), name=name)
 
 
 def _refused(form: GoldAnswerForm, refused: GoldRefused) -> None:
@@ -76,7 +73,7 @@ def gold_context(batch: Batch, form: GoldAddForm) -> dict[str, Any]:
 @require_http_methods(["GET", "POST"])
 @lead_required
 def gold_page(request: HtmxHttpRequest, name: str) -> HttpResponse:
-    batch = _batch(name)
+    batch = batch_named(name)
     form = GoldAddForm(
         request.POST if request.method == "POST" else None,
         category_names=batch.taxonomy.offered_category_names(),
@@ -104,7 +101,7 @@ def gold_page(request: HtmxHttpRequest, name: str) -> HttpResponse:
 @lead_required
 def gold_mark(request: HtmxHttpRequest, name: str, pk: int) -> HttpResponse:
     """Mark one dialogue as gold with the answer posted (its page's gold form)."""
-    batch = _batch(name)
+    batch = batch_named(name)
     dialogue = get_object_or_404(Dialogue, pk=pk, batch=batch)
     back = _back(
         request, reverse("annotation:dialogue_detail", args=[batch.name, dialogue.pk])
@@ -137,7 +134,7 @@ def _form_errors(form: GoldAnswerForm) -> str:
 @require_POST
 @lead_required
 def gold_unmark(request: HtmxHttpRequest, name: str, pk: int) -> HttpResponse:
-    batch = _batch(name)
+    batch = batch_named(name)
     dialogue = get_object_or_404(Dialogue, pk=pk, batch=batch)
     if unmark_gold(dialogue=dialogue):
         messages.success(
