@@ -595,12 +595,6 @@ class Reservation(models.Model):
     def __str__(self) -> str:
         return f"{self.dialogue_id} for {self.annotator_id} ({self.state})"
 
-    @property
-    def is_live(self) -> bool:
-        return (
-            self.state == ReservationState.ACTIVE and self.expires_at > timezone.now()
-        )
-
 
 class Skip(models.Model):
     """An annotator passed on a dialogue; it goes to others and never back to them."""
@@ -957,10 +951,6 @@ class Feedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.verdict} on {self.label_id} by {self.author_id}"
-
-    @property
-    def is_read(self) -> bool:
-        return self.read_at is not None
 
 
 class GoldItem(models.Model):

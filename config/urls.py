@@ -62,7 +62,6 @@ api_v1 = [
         api_adjudication.AcceptUnanimousView.as_view(),
         name="batch-accept-unanimous",
     ),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]
 
 urlpatterns = [

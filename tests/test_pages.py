@@ -247,6 +247,8 @@ def test_the_schema_is_an_openapi_document(annotator_client: Client) -> None:
         assert {"/api/v1/batches", "/api/v1/imports", "/api/v1/imports/{id}"} <= set(
             document["paths"]
         )
+    # and it is served at that one address only
+    assert annotator_client.get("/api/v1/schema/").status_code == 404
 
 
 def test_the_batch_api_gives_names_and_counts_to_a_lead(

@@ -22,7 +22,6 @@ from annotation.models import (
     Assignment,
     Augmentation,
     Batch,
-    BatchStatus,
     Dialogue,
     Flag,
     Reservation,
@@ -252,15 +251,6 @@ def set_batch_status(*, batch: Batch, status: str) -> Batch:
     return locked
 
 
-def pause_batch(*, batch: Batch) -> Batch:
-    """Stop serving the batch's dialogues; reservations already made run out."""
-    return set_batch_status(batch=batch, status=BatchStatus.PAUSED)
-
-
-def resume_batch(*, batch: Batch) -> Batch:
-    return set_batch_status(batch=batch, status=BatchStatus.ACTIVE)
-
-
 def _require_annotators(people: Iterable[User]) -> None:
     refused = [
         u.username for u in people if u.role != Role.ANNOTATOR or not u.is_active
@@ -321,11 +311,6 @@ def set_daily_caps(*, caps: dict[User, int | None]) -> list[User]:
         u.daily_label_cap = caps[u]
     User.objects.bulk_update(changed, ["daily_label_cap"])
     return changed
-
-
-def set_daily_cap(*, annotator: User, cap: int | None) -> User:
-    set_daily_caps(caps={annotator: cap})
-    return annotator
 
 
 @transaction.atomic

@@ -633,36 +633,6 @@ def _interval(
     return (float(low), float(high)), None
 
 
-def _check_bootstrap(n_resamples: int, level: float) -> None:
-    if n_resamples < 1:
-        raise ValueError("n_resamples must be at least 1")
-    if not 0.0 < level < 1.0:
-        raise ValueError("level must lie strictly between 0 and 1")
-
-
-def bootstrap_ci(
-    v: Votes,
-    statistic: str,
-    *,
-    n_resamples: int = 1000,
-    level: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of a statistic, resampling items.
-
-    None when the statistic is undefined on the data, or on more than half the
-    resamples (an interval from the few that remain would mislead). The same seed
-    gives the same interval as ``summary``.
-    """
-    _check_bootstrap(n_resamples, level)
-    point = _point(v, statistic)
-    if point.value is None:
-        return None
-    weights = _resample_weights(v.patterns, n_resamples, seed)
-    interval, _ = _interval(_statistic(statistic).batch(v.patterns, weights), level)
-    return interval
-
-
 def summary(v: Votes, *, n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
     """The agreement report's numbers, JSON-ready.
 

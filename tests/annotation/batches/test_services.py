@@ -310,10 +310,10 @@ def test_refused_status_changes_leave_the_batch_as_it_was(start: str, to: str):
 def test_pause_and_resume():
     batch = BatchFactory()
 
-    batches.pause_batch(batch=batch)
+    batches.set_batch_status(batch=batch, status="paused")
     assert Batch.objects.get(pk=batch.pk).status == "paused"
 
-    batches.resume_batch(batch=batch)
+    batches.set_batch_status(batch=batch, status="active")
     assert Batch.objects.get(pk=batch.pk).status == "active"
 
 
@@ -321,7 +321,7 @@ def test_resuming_an_active_batch_is_refused():
     batch = BatchFactory()
 
     with pytest.raises(TransitionRefused):
-        batches.resume_batch(batch=batch)
+        batches.set_batch_status(batch=batch, status="active")
 
 
 # --- assignments ----------------------------------------------------------------------
@@ -420,10 +420,10 @@ def test_unassigning_someone_not_on_the_batch_changes_nothing():
 def test_set_daily_cap_and_clear_it():
     anna = UserFactory(username="anna")
 
-    batches.set_daily_cap(annotator=anna, cap=40)
+    batches.set_daily_caps(caps={anna: 40})
     assert User.objects.get(pk=anna.pk).daily_label_cap == 40
 
-    batches.set_daily_cap(annotator=anna, cap=None)
+    batches.set_daily_caps(caps={anna: None})
     assert User.objects.get(pk=anna.pk).daily_label_cap is None
 
 
@@ -442,7 +442,7 @@ def test_a_daily_cap_below_one_is_refused(cap: int):
     anna = UserFactory(username="anna", daily_label_cap=10)
 
     with pytest.raises(ValidationError):
-        batches.set_daily_cap(annotator=anna, cap=cap)
+        batches.set_daily_caps(caps={anna: cap})
 
     assert User.objects.get(pk=anna.pk).daily_label_cap == 10
 
@@ -451,7 +451,7 @@ def test_a_lead_gets_no_daily_cap():
     lena = LeadFactory(username="lena")
 
     with pytest.raises(batches.NotAnnotators):
-        batches.set_daily_cap(annotator=lena, cap=5)
+        batches.set_daily_caps(caps={lena: 5})
 
     assert User.objects.get(pk=lena.pk).daily_label_cap is None
 
