@@ -8,11 +8,11 @@ import) and bulk inserts for votes.
 import gc
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth.hashers import make_password
 from django.db import connection, transaction
@@ -24,6 +24,7 @@ from annotation.final_labels.services import derive_later
 from annotation.imports.formats import (
     FORMATS,
     GENERIC,
+    PARSERS,
     Context,
     DialogueIn,
     FormatOptions,
@@ -37,6 +38,7 @@ from annotation.imports.readers import (
     FileFormatError,
     Record,
     RowError,
+    Source,
     peek_columns,
     read_records,
     sniff,
@@ -110,6 +112,11 @@ class ImportResult:
         self.unreadable = self.unreadable or error.file_level
         if len(self.errors) < MAX_REPORTED_ERRORS or error.file_level:
             self.errors.append(error)
+
+    def add_errors(self, errors: Iterable[RowError]) -> None:
+        """Count and keep each of a row's errors."""
+        for error in errors:
+            self.add_error(error)
 
     def stops(self, *, skip_invalid: bool) -> bool:
         """Whether the errors so far keep anything from being written."""
@@ -187,6 +194,66 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+# --- steps both imports share -------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def _batch_named(batch_name: str) -> Batch | None:
+    """The batch an import writes to, with its taxonomy; None if there is none yet."""
+    return Batch.objects.select_related("taxonomy").filter(name=batch_name).first()
+
+
+def _no_such_batch(batch_name: str, remedy: str = "") -> ImportFailed:
+    """The refusal of an import into a missing batch, with how to make it if it can."""
+    hint = f"; create it first or {remedy}" if remedy else ""
+    return ImportFailed(f"batch {batch_name!r} does not exist{hint}")
+
+
+def _counted(items: Iterable[T], progress: Progress | None) -> Iterator[T]:
+    """Pass the items on, telling `progress` after each PROGRESS_EVERY of them."""
+    for n, item in enumerate(items, start=1):
+        if progress and n % PROGRESS_EVERY == 0:
+            progress(n, "reading")
+        yield item
+
+
+def _good_records(
+    items: Iterable[Record | RowError], result: ImportResult
+) -> Iterator[Record]:
+    """Pass on the records a file reads as; the ones it cannot read go on the result."""
+    for item in items:
+        if isinstance(item, RowError):
+            result.add_error(item)
+        else:
+            yield item
+
+
+def _human_label(dialogue_id: int, annotator: User, vote: VoteIn) -> Label:
+    """A human vote read from a file, as it is stored."""
+    return Label(
+        dialogue_id=dialogue_id,
+        kind=VoteKind.HUMAN,
+        annotator=annotator,
+        label=vote.label,
+        response_label=vote.response_label,
+        other_text=vote.other_text,
+        comment=vote.comment,
+        time_spent_ms=vote.time_spent_ms,
+        details=vote.details,
+    )
+
+
+def _finish(result: ImportResult, batch: Batch) -> None:
+    """Mark the import written; its votes' final labels are derived after the commit."""
+    if result.labels:
+        derive_later(batch.pk)
+    result.written = True
+
+
+# --- dialogues ----------------------------------------------------------------------
+
+
 @_gc_paused()
 def import_dialogues(
     *,
@@ -213,74 +280,21 @@ def import_dialogues(
     """
     display_name = display_name or path.name
     source, fmt = resolve_format(path, display_name, fmt, surface)
-    batch = Batch.objects.select_related("taxonomy").filter(name=batch_name).first()
-    if batch is None and create_batch and not re.match(BATCH_NAME_PATTERN, batch_name):
-        raise ImportFailed(
-            f"batch name {batch_name!r}: use letters, digits, spaces, dots, dashes "
-            "and underscores only"
-        )
-    if batch is None and not create_batch:
-        raise ImportFailed(
-            f"batch {batch_name!r} does not exist; create it first or "
-            f"{surface.create_batch}"
-        )
+    batch = _batch_to_fill(batch_name, create_batch=create_batch, surface=surface)
     taxonomy = batch.taxonomy if batch else Taxonomy.objects.default()
     index = taxonomy.category_index()
     result = ImportResult(batch=batch_name, format=fmt, dry_run=dry_run)
     ctx = Context(source, fmt, options or FormatOptions())
-    from annotation.imports.formats import PARSERS
-
-    parser = PARSERS[fmt]
-    rows: list[_Checked] = []
-    for n, item in enumerate(read_records(source), start=1):
-        if progress and n % PROGRESS_EVERY == 0:
-            progress(n, "reading")
-        if isinstance(item, RowError):
-            result.add_error(item)
-            continue
-        parsed = parser(item, ctx)
-        if isinstance(parsed, list):
-            for error in parsed:
-                result.add_error(error)
-            continue
-        checked = _check_row(parsed, index, ctx.file)
-        if isinstance(checked, list):
-            for error in checked:
-                result.add_error(error)
-            continue
-        rows.append(checked)
+    rows = _read_dialogues(source, ctx, index, result, progress)
     if progress:
         progress(len(rows) + result.error_count, "checking")
     if result.stops(skip_invalid=skip_invalid):
         return result
 
     with transaction.atomic():
-        if batch is None:
-            if dry_run:
-                existing_hashes: set[str] = set()
-                existing_ids: set[str] = set()
-            else:
-                batch, created = Batch.objects.get_or_create(
-                    name=batch_name, defaults={"taxonomy": taxonomy, "created_by": by}
-                )
-                if created:
-                    _require_the_votes_it_brings(batch, rows)
-        if batch is not None:
-            batch = (
-                Batch.objects.select_for_update()
-                .select_related("taxonomy")
-                .get(pk=batch.pk)
-            )
-            existing_hashes = set(
-                Dialogue.objects.filter(batch=batch).values_list(
-                    "content_hash", flat=True
-                )
-            )
-            existing_ids = set(
-                Dialogue.objects.originals()
-                .filter(batch=batch)
-                .values_list("external_id", flat=True)
-            )
+        batch, existing_hashes, existing_ids = _lock_batch(
+            batch, name=batch_name, taxonomy=taxonomy, rows=rows, by=by, dry_run=dry_run
+        )
         new_rows = _plan(rows, existing_hashes, existing_ids, result, ctx.file)
         if result.stops(skip_invalid=skip_invalid):
             transaction.set_rollback(True)
@@ -296,10 +310,79 @@ def import_dialogues(
             progress(len(rows) + result.error_count, "writing")
         _write_dialogues(new_rows, batch, job)
         _write_votes(new_rows, batch)
-        if result.labels:
-            derive_later(batch.pk)
-        result.written = True
+        _finish(result, batch)
     return result
+
+
+def _batch_to_fill(
+    batch_name: str, *, create_batch: bool, surface: Surface
+) -> Batch | None:
+    """The batch a dataset file goes into; None when the import will make it."""
+    batch = _batch_named(batch_name)
+    if batch is not None:
+        return batch
+    if not create_batch:
+        raise _no_such_batch(batch_name, surface.create_batch)
+    if not re.match(BATCH_NAME_PATTERN, batch_name):
+        raise ImportFailed(
+            f"batch name {batch_name!r}: use letters, digits, spaces, dots, dashes "
+            "and underscores only"
+        )
+    return None
+
+
+def _read_dialogues(
+    source: Source,
+    ctx: Context,
+    index: CategoryIndex,
+    result: ImportResult,
+    progress: Progress | None,
+) -> list[_Checked]:
+    """Parse and check every row of a dataset file; bad rows' errors go on result."""
+    parse = PARSERS[ctx.format]
+    rows: list[_Checked] = []
+    for record in _good_records(_counted(read_records(source), progress), result):
+        parsed = parse(record, ctx)
+        checked = (
+            parsed if isinstance(parsed, list) else _check_row(parsed, index, ctx.file)
+        )
+        if isinstance(checked, list):
+            result.add_errors(checked)
+        else:
+            rows.append(checked)
+    return rows
+
+
+def _lock_batch(
+    batch: Batch | None,
+    *,
+    name: str,
+    taxonomy: Taxonomy,
+    rows: list[_Checked],
+    by: User | None,
+    dry_run: bool,
+) -> tuple[Batch | None, set[str], set[str]]:
+    """Lock the batch (made now unless a dry run); the hashes and ids it holds."""
+    if batch is None:
+        if dry_run:
+            return None, set(), set()
+        batch, created = Batch.objects.get_or_create(
+            name=name, defaults={"taxonomy": taxonomy, "created_by": by}
+        )
+        if created:
+            _require_the_votes_it_brings(batch, rows)
+    batch = (
+        Batch.objects.select_for_update().select_related("taxonomy").get(pk=batch.pk)
+    )
+    existing_hashes = set(
+        Dialogue.objects.filter(batch=batch).values_list("content_hash", flat=True)
+    )
+    existing_ids = set(
+        Dialogue.objects.originals()
+        .filter(batch=batch)
+        .values_list("external_id", flat=True)
+    )
+    return batch, existing_hashes, existing_ids
 
 
 def _require_the_votes_it_brings(batch: Batch, rows: list["_Checked"]) -> None:
@@ -315,6 +398,7 @@ def _require_the_votes_it_brings(batch: Batch, rows: list["_Checked"]) -> None:
 def _check_row(
     row: DialogueIn, index: CategoryIndex, file: str
 ) -> _Checked | list[RowError]:
+    """Check a parsed row's votes and reference against the taxonomy."""
     errors: list[RowError] = []
     votes: list[tuple[VoteIn, list[CategoryRef]]] = []
     seen: set[str] = set()
@@ -396,7 +480,8 @@ def _plan(
                         file,
                         item.row.line,
                         "id",
-                        f"{item.external_id!r} is already in the batch with different content",
+                        f"{item.external_id!r} is already in the batch "
+                        "with different content",
                     )
                 )
                 continue
@@ -429,6 +514,7 @@ _to_json = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _write_dialogues(rows: list[_Checked], batch: Batch, job: ImportJob | None) -> None:
+    """Write the new dialogues in bulk: COPY on PostgreSQL, bulk inserts elsewhere."""
     now = timezone.now()
     job_id = job.pk if job else None
     postgres = connection.vendor == "postgresql"
@@ -472,6 +558,7 @@ def _write_dialogues(rows: list[_Checked], batch: Batch, job: ImportJob | None) 
 
 
 def _write_votes(rows: list[_Checked], batch: Batch) -> None:
+    """Write the votes and reference labels the new dialogues bring; make raters."""
     with_votes = [r for r in rows if r.votes or r.row.reference is not None]
     if not with_votes:
         return
@@ -493,19 +580,7 @@ def _write_votes(rows: list[_Checked], batch: Batch) -> None:
     for item in with_votes:
         dialogue_id = ids[item.content_hash]
         for vote, cats in item.votes:
-            labels.append(
-                Label(
-                    dialogue_id=dialogue_id,
-                    kind=VoteKind.HUMAN,
-                    annotator=users[vote.annotator],
-                    label=vote.label,
-                    response_label=vote.response_label,
-                    other_text=vote.other_text,
-                    comment=vote.comment,
-                    time_spent_ms=vote.time_spent_ms,
-                    details=vote.details,
-                )
-            )
+            labels.append(_human_label(dialogue_id, users[vote.annotator], vote))
             categories.append(cats)
         ref = item.row.reference
         if ref is not None:
@@ -524,6 +599,7 @@ def _write_votes(rows: list[_Checked], batch: Batch) -> None:
 
 
 def _insert_labels(labels: list[Label], categories: list[list[CategoryRef]]) -> None:
+    """Insert the labels and, in order, each label's categories, in bulk."""
     created = Label.objects.bulk_create(labels, batch_size=2000)
     LabelCategory.objects.bulk_create(
         (
@@ -601,24 +677,65 @@ def import_labels(
     """
     display_name = display_name or path.name
     source = sniff(path, display_name)
-    batch = Batch.objects.select_related("taxonomy").filter(name=batch_name).first()
+    batch = _batch_named(batch_name)
     if batch is None:
-        raise ImportFailed(f"batch {batch_name!r} does not exist")
+        raise _no_such_batch(batch_name)
     index = batch.taxonomy.category_index()
     result = ImportResult(batch=batch_name, format="labels", dry_run=dry_run)
-    records: list[Record] = []
-    for item in read_records(source):
-        if isinstance(item, RowError):
-            result.add_error(item)
-        else:
-            records.append(item)
+    records = _read_label_records(source, display_name, result)
+    votes = _check_label_rows(
+        records,
+        _what_the_batch_holds(batch, records),
+        file=display_name,
+        index=index,
+        create_annotators=create_annotators,
+        surface=surface,
+        result=result,
+        progress=progress,
+    )
+    if result.stops(skip_invalid=skip_invalid):
+        return result
+    result.imported = len(votes)
+    result.labels = len(votes)
+    if dry_run or not votes:
+        return result
+    with transaction.atomic():
+        _write_human_votes(votes, batch)
+        _finish(result, batch)
+    return result
+
+
+# A vote to add: the dialogue's pk, the annotator's username, the vote, its categories.
+_NewVote = tuple[int, str, VoteIn, list[CategoryRef]]
+
+
+@dataclass
+class _BatchHolds:
+    """What a labels file's rows are checked against."""
+
+    dialogues: dict[str, int]  # original external id -> pk
+    has_response: set[int]
+    usernames: set[str]  # of the users the file names who exist
+    votes: dict[tuple[int, str], tuple[Any, ...]]  # (dialogue, username) -> vote
+
+
+def _read_label_records(
+    source: Source, file: str, result: ImportResult
+) -> list[Record]:
+    """Read a labels file whole, refusing it if it lacks a column every vote needs."""
+    records = list(_good_records(read_records(source), result))
     if records:
         missing = [c for c in LABEL_COLUMNS if c not in records[0].data]
         if missing:
             raise ImportFailed(
-                f"{display_name}: missing column(s) {', '.join(missing)}; "
+                f"{file}: missing column(s) {', '.join(missing)}; "
                 f"need {', '.join(LABEL_COLUMNS)}"
             )
+    return records
+
+
+def _what_the_batch_holds(batch: Batch, records: list[Record]) -> _BatchHolds:
+    """Load the batch's dialogues and human votes, and the users the rows name."""
     dialogues = dict(
         Dialogue.objects.originals()
         .filter(batch=batch)
@@ -631,25 +748,36 @@ def import_labels(
     )
     # Stripped as in _parse_label_row, so " anna " finds the user anna.
     names = {name.strip() for r in records if (name := cell(r.data, "annotator"))}
-    users = {u.username: u for u in User.objects.filter(username__in=names)}
-    existing = _existing_votes(batch)
+    usernames = {u.username for u in User.objects.filter(username__in=names)}
+    return _BatchHolds(dialogues, has_response, usernames, _existing_votes(batch))
+
+
+def _check_label_rows(
+    records: list[Record],
+    holds: _BatchHolds,
+    *,
+    file: str,
+    index: CategoryIndex,
+    create_annotators: bool,
+    surface: Surface,
+    result: ImportResult,
+    progress: Progress | None,
+) -> list[_NewVote]:
+    """Check each row of a labels file: the votes to add; bad rows' errors on result."""
     planned: dict[tuple[int, str], tuple[tuple[Any, ...], int]] = {}
-    votes: list[tuple[int, str, VoteIn, list[CategoryRef]]] = []
-    for n, record in enumerate(records, start=1):
-        if progress and n % PROGRESS_EVERY == 0:
-            progress(n, "reading")
+    votes: list[_NewVote] = []
+    for record in _counted(records, progress):
         row_errors, parsed = _parse_label_row(
-            record, display_name, index, dialogues, has_response
+            record, file, index, holds.dialogues, holds.has_response
         )
         if parsed is None:
-            for error in row_errors:
-                result.add_error(error)
+            result.add_errors(row_errors)
             continue
         dialogue_id, vote, cats = parsed
-        if vote.annotator not in users and not create_annotators:
+        if vote.annotator not in holds.usernames and not create_annotators:
             result.add_error(
                 RowError(
-                    display_name,
+                    file,
                     record.line,
                     "annotator",
                     f"no user {vote.annotator!r}; {surface.create_annotators}",
@@ -658,69 +786,53 @@ def import_labels(
             continue
         key = (dialogue_id, vote.annotator)
         signature = (vote.label, vote.response_label, tuple(c.id for c in cats))
-        if key in planned:
-            if planned[key][0] == signature:
-                result.skipped_duplicates += 1
-            else:
-                result.add_error(
-                    RowError(
-                        display_name,
-                        record.line,
-                        "annotator",
-                        f"{vote.annotator!r} already voted differently on this dialogue "
-                        f"(line {planned[key][1]})",
-                    )
+        earlier = _earlier_vote(key, planned, holds.votes)
+        if earlier is None:
+            planned[key] = (signature, record.line)
+            votes.append((dialogue_id, vote.annotator, vote, cats))
+        elif earlier[0] == signature:
+            result.skipped_duplicates += 1
+        else:
+            result.add_error(
+                RowError(
+                    file, record.line, "annotator", f"{vote.annotator!r} {earlier[1]}"
                 )
-            continue
-        if key in existing:
-            if existing[key] == signature:
-                result.skipped_duplicates += 1
-            else:
-                result.add_error(
-                    RowError(
-                        display_name,
-                        record.line,
-                        "annotator",
-                        f"{vote.annotator!r} already has a different vote on this dialogue",
-                    )
-                )
-            continue
-        planned[key] = (signature, record.line)
-        votes.append((dialogue_id, vote.annotator, vote, cats))
-    if result.stops(skip_invalid=skip_invalid):
-        return result
-    result.imported = len(votes)
-    result.labels = len(votes)
-    if dry_run or not votes:
-        return result
-    with transaction.atomic():
-        Batch.objects.select_for_update().get(pk=batch.pk)
-        users = _annotators(
-            {(name, "", "import") for _, name, _, _ in votes}, create_inactive=False
-        )
-        _insert_labels(
-            [
-                Label(
-                    dialogue_id=dialogue_id,
-                    kind=VoteKind.HUMAN,
-                    annotator=users[name],
-                    label=vote.label,
-                    response_label=vote.response_label,
-                    other_text=vote.other_text,
-                    comment=vote.comment,
-                    time_spent_ms=vote.time_spent_ms,
-                )
-                for dialogue_id, name, vote, _ in votes
-            ],
-            [cats for _, _, _, cats in votes],
-        )
-        recount_claimed(dialogue_ids=sorted({dialogue_id for dialogue_id, *_ in votes}))
-        derive_later(batch.pk)
-        result.written = True
-    return result
+            )
+    return votes
+
+
+def _earlier_vote(
+    key: tuple[int, str],
+    planned: dict[tuple[int, str], tuple[tuple[Any, ...], int]],
+    stored: dict[tuple[int, str], tuple[Any, ...]],
+) -> tuple[tuple[Any, ...], str] | None:
+    """This annotator's earlier vote on the dialogue (in the file or stored), worded."""
+    if key in planned:
+        signature, line = planned[key]
+        return signature, f"already voted differently on this dialogue (line {line})"
+    if key in stored:
+        return stored[key], "already has a different vote on this dialogue"
+    return None
+
+
+def _write_human_votes(votes: list[_NewVote], batch: Batch) -> None:
+    """Store the votes under the batch's lock, with new annotators; recount claims."""
+    Batch.objects.select_for_update().get(pk=batch.pk)
+    users = _annotators(
+        {(name, "", "import") for _, name, _, _ in votes}, create_inactive=False
+    )
+    _insert_labels(
+        [
+            _human_label(dialogue_id, users[name], vote)
+            for dialogue_id, name, vote, _ in votes
+        ],
+        [cats for _, _, _, cats in votes],
+    )
+    recount_claimed(dialogue_ids=sorted({dialogue_id for dialogue_id, *_ in votes}))
 
 
 def _existing_votes(batch: Batch) -> dict[tuple[int, str], tuple[Any, ...]]:
+    """Each stored human vote of the batch by (dialogue, username), as compared."""
     rows = (
         Label.objects.human()
         .filter(dialogue__batch=batch)
@@ -750,6 +862,7 @@ def _parse_label_row(
     dialogues: dict[str, int],
     has_response: set[int],
 ) -> tuple[list[RowError], tuple[int, VoteIn, list[CategoryRef]] | None]:
+    """Read one row of a labels file as a vote on a dialogue, or its errors."""
     data = record.data
     errors: list[RowError] = []
 

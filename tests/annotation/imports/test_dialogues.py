@@ -1239,6 +1239,25 @@ def test_skip_invalid_keeps_the_good_rows(tmp_path):
     assert sorted(Dialogue.objects.values_list("prompt", flat=True)) == ["a", "b", "d"]
 
 
+def test_progress_counts_every_line_read_then_checks_and_writes(tmp_path, monkeypatch):
+    # given progress told every 2 lines, and a 4-line file whose 3rd line is broken
+    monkeypatch.setattr("annotation.imports.services.PROGRESS_EVERY", 2)
+    path = tmp_path / "rows.jsonl"
+    path.write_text(
+        '{"prompt": "a"}\n{"prompt": "b"}\n{"prompt": "c"\n{"prompt": "d"}\n'
+    )
+    calls: list[tuple[int, str]] = []
+
+    # when imported keeping the good rows
+    result = _import(
+        path, skip_invalid=True, progress=lambda n, p: calls.append((n, p))
+    )
+
+    # then the broken line counts as read, and checking and writing count all four
+    assert calls == [(2, "reading"), (4, "reading"), (4, "checking"), (4, "writing")]
+    assert (result.imported, result.error_count, result.written) == (3, 1, True)
+
+
 @pytest.mark.parametrize(
     ("name", "content", "fmt", "expected"),
     [

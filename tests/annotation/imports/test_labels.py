@@ -360,6 +360,30 @@ def test_skip_invalid_keeps_the_good_rows(tmp_path, batch, raters):
     ) == [("d1", "anna"), ("d2", "ben")]
 
 
+def test_progress_counts_the_rows_read_as_votes(tmp_path, batch, raters, monkeypatch):
+    # given progress told every 2 rows, and 4 rows of which the 3rd cannot be read
+    monkeypatch.setattr("annotation.imports.services.PROGRESS_EVERY", 2)
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        "dialogue_id,annotator,label\nd1,anna,safe\nd1,ben,safe\nd2,ben,safe,oops\n"
+        "d2,anna,safe\n"
+    )
+    calls: list[tuple[int, str]] = []
+
+    # when imported keeping the good rows
+    result = _import(
+        path, skip_invalid=True, progress=lambda n, p: calls.append((n, p))
+    )
+
+    # then only the three rows read as votes are counted, and only while reading
+    assert calls == [(2, "reading")]
+    assert _texts(result) == ["labels.csv, line 4: has 4 fields, the header has 3"]
+    assert (result.imported, result.written) == (3, True)
+    assert sorted(
+        Label.objects.values_list("dialogue__external_id", "annotator__username")
+    ) == [("d1", "anna"), ("d1", "ben"), ("d2", "anna")]
+
+
 def test_repeated_rows_and_reimports_are_counted_as_duplicates(tmp_path, batch, raters):
     # given a file with one row repeated exactly
     path = _write_csv(
