@@ -41,7 +41,7 @@ REDACTED = "REDACTED"
 
 
 @dataclass
-class VoteIn:
+class FileVote:
     """A human vote from a file; `annotator` is a username to find or create."""
 
     annotator: str
@@ -61,7 +61,7 @@ class VoteIn:
 
 
 @dataclass
-class ReferenceIn:
+class FileReference:
     """A released final label (Aegis 2.0), kept beside the dialogue as a reference."""
 
     prompt_label: str
@@ -80,8 +80,8 @@ class DialogueIn:
     metadata: dict[str, Any] = field(default_factory=dict)
     augmentation: str = ""
     reconstruction_id: str | None = None
-    votes: list[VoteIn] = field(default_factory=list)
-    reference: ReferenceIn | None = None
+    votes: list[FileVote] = field(default_factory=list)
+    reference: FileReference | None = None
     imported_from: str = ""
 
     @property
@@ -326,7 +326,7 @@ def parse_aegis2(record: Record, ctx: Context) -> ParseResult:
         augmentation="refusal"
         if response_source == "refusal_data_augmentation"
         else "",
-        reference=ReferenceIn(
+        reference=FileReference(
             prompt_label=prompt_label,
             response_label=response_label,
             categories=split_category_list(data.get("violated_categories")),
@@ -385,7 +385,7 @@ def parse_aegis1(record: Record, ctx: Context) -> ParseResult:
         split = _split_role_lines(text)
         if split:
             turns = split
-    votes: list[VoteIn] = []
+    votes: list[FileVote] = []
     slot_keys = sorted(
         (k for k in data if re.fullmatch(r"labels_\d+", k)),
         key=lambda k: int(k.split("_")[1]),
@@ -405,7 +405,7 @@ def parse_aegis1(record: Record, ctx: Context) -> ParseResult:
             label = "unsafe"
             cats = [p for p in parts if p.lower() not in {"safe", "needs caution"}]
         votes.append(
-            VoteIn(
+            FileVote(
                 annotator=f"aegis1-slot-{key.split('_')[1]}",
                 label=label,
                 categories=cats,
@@ -501,7 +501,7 @@ def parse_xstest_completions(record: Record, ctx: Context) -> ParseResult:
         return errors
     label = xstest_prompt_label((prompt_type or "").strip())
     votes = [
-        VoteIn(
+        FileVote(
             annotator=username,
             label=label,
             response_label=xstest_response_label(label, classes[column]),
@@ -604,7 +604,7 @@ def parse_label_studio(record: Record, ctx: Context) -> ParseResult:
         response_key = next((k for k in _LS_RESPONSE_KEYS if cell(data, k)), None)
         if response_key:
             turns.append({"role": "assistant", "content": str(data[response_key])})
-    votes: list[VoteIn] = []
+    votes: list[FileVote] = []
     annotations = task.get("annotations") or task.get("completions") or []
     if not isinstance(annotations, list):
         return ctx.error(record, "annotations", "must be a list")
@@ -632,7 +632,7 @@ def parse_label_studio(record: Record, ctx: Context) -> ParseResult:
     )
 
 
-def _label_studio_vote(annotation: dict[str, Any]) -> VoteIn | str:
+def _label_studio_vote(annotation: dict[str, Any]) -> FileVote | str:
     who = annotation.get("completed_by")
     email = ""
     if isinstance(who, dict):
@@ -670,7 +670,7 @@ def _label_studio_vote(annotation: dict[str, Any]) -> VoteIn | str:
     if label is None:
         return "no safe / needs caution / unsafe choice in its result"
     lead_time = annotation.get("lead_time")
-    return VoteIn(
+    return FileVote(
         annotator=username,
         annotator_email=email,
         label=label,

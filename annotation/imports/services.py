@@ -27,8 +27,8 @@ from annotation.imports.formats import (
     PARSERS,
     Context,
     DialogueIn,
+    FileVote,
     FormatOptions,
-    VoteIn,
     cell,
     detect_format,
     normalise_label,
@@ -141,7 +141,7 @@ class _Checked:
     row: DialogueIn
     content_hash: str
     external_id: str
-    votes: list[tuple[VoteIn, list[CategoryRef]]]
+    votes: list[tuple[FileVote, list[CategoryRef]]]
     reference_categories: list[CategoryRef]
 
 
@@ -229,7 +229,7 @@ def _good_records(
             yield item
 
 
-def _human_label(dialogue_id: int, annotator: User, vote: VoteIn) -> Label:
+def _human_label(dialogue_id: int, annotator: User, vote: FileVote) -> Label:
     """A human vote read from a file, as it is stored."""
     return Label(
         dialogue_id=dialogue_id,
@@ -400,7 +400,7 @@ def _check_row(
 ) -> _Checked | list[RowError]:
     """Check a parsed row's votes and reference against the taxonomy."""
     errors: list[RowError] = []
-    votes: list[tuple[VoteIn, list[CategoryRef]]] = []
+    votes: list[tuple[FileVote, list[CategoryRef]]] = []
     seen: set[str] = set()
     for vote in row.votes:
         if vote.annotator in seen:
@@ -706,7 +706,7 @@ def import_labels(
 
 
 # A vote to add: the dialogue's pk, the annotator's username, the vote, its categories.
-_NewVote = tuple[int, str, VoteIn, list[CategoryRef]]
+_NewVote = tuple[int, str, FileVote, list[CategoryRef]]
 
 
 @dataclass
@@ -861,7 +861,7 @@ def _parse_label_row(
     index: CategoryIndex,
     dialogues: dict[str, int],
     has_response: set[int],
-) -> tuple[list[RowError], tuple[int, VoteIn, list[CategoryRef]] | None]:
+) -> tuple[list[RowError], tuple[int, FileVote, list[CategoryRef]] | None]:
     """Read one row of a labels file as a vote on a dialogue, or its errors."""
     data = record.data
     errors: list[RowError] = []
@@ -893,7 +893,7 @@ def _parse_label_row(
                 "time_spent_ms",
                 f"must be a whole number of milliseconds, not {time_spent!r}",
             )
-    vote = VoteIn(
+    vote = FileVote(
         annotator=(annotator or "").strip(),
         label=label or "",
         response_label=response_label,
