@@ -358,7 +358,7 @@ def test_accept_unanimous_answers_how_many(lena: APIClient, batch: Batch):
 
 
 def test_the_schema_describes_the_adjudication_api(lena: APIClient):
-    response = lena.get(f"{API}/schema/", {"format": "json"})
+    response = lena.get("/api/schema/", {"format": "json"})
 
     schema = json.loads(response.content)
     paths = schema["paths"]

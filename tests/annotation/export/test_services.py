@@ -733,7 +733,7 @@ def test_an_export_that_fails_half_way_leaves_nothing_behind(tmp_path, monkeypat
     def full_disk(path, rows):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("annotation.export.services._write_csv", full_disk)
+    monkeypatch.setattr("annotation.export.pipeline.writers._write_csv", full_disk)
     # when exported
     with pytest.raises(OSError, match="No space left"):
         write_export(ExportParams(batches=("halfway",)), tmp_path / "out")

@@ -672,7 +672,7 @@ def test_queue_next_never_shows_other_votes_or_verdicts():
 def test_the_schema_describes_the_queue(batch: Batch):
     client = _client(_person("ann", batch))
 
-    response = client.get(f"{API}/schema/", {"format": "json"})
+    response = client.get("/api/schema/", {"format": "json"})
 
     assert response.status_code == 200
     schema = json.loads(response.content)
