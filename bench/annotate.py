@@ -166,7 +166,8 @@ def fill(size: int, annotators: int, seed: int) -> dict[str, Any]:
         result = import_dialogues(
             path=path, batch_name=BATCH_NAME, fmt="jsonl", create_batch=True
         )
-    assert result.error_count == 0 and result.imported == size, result.errors[:5]
+    assert result.error_count == 0, result.errors[:5]
+    assert result.imported == size
     batch = Batch.objects.get(name=BATCH_NAME)
     batch.labels_required = LABELS_REQUIRED
     batch.save(update_fields=["labels_required"])

@@ -169,7 +169,8 @@ def fill(name: str, n: int, seed: int) -> Any:
         result = import_dialogues(
             path=path, batch_name=name, fmt="jsonl", create_batch=True
         )
-    assert result.error_count == 0 and result.imported == n, result.errors[:5]
+    assert result.error_count == 0, result.errors[:5]
+    assert result.imported == n
     return Batch.objects.get(name=name)
 
 

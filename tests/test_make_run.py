@@ -78,7 +78,8 @@ def test_install_says_what_it_installs_and_keeps_pips_noise_in_its_log(tmp_path)
     # then each step says what it is and that it is done, and nothing else shows
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("Setting up ") and "about 3 GB" in lines[0]
+    assert lines[0].startswith("Setting up ")
+    assert "about 3 GB" in lines[0]
     steps = [line.split(": done")[0] for line in lines if ": done (" in line]
     assert steps == [
         "  upgrading pip",

@@ -60,5 +60,6 @@ def test_a_lead_sees_the_demo_tell_its_story(page, live_server):
     screenshot(page, "demo_other")
     other = page.locator("main").inner_text().lower()
     # then the texts describe the demo's jailbreaks and its cat, nothing else
-    assert "jailbreak" in other and "animal cruelty" in other
+    assert "jailbreak" in other
+    assert "animal cruelty" in other
     assert "phishing kit" not in other

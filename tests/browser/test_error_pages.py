@@ -18,7 +18,8 @@ def test_an_annotator_on_a_lead_page_is_told_why_and_goes_back(page, live_server
     response = page.goto(f"{live_server.url}/batches/")
 
     # then the app says it is for leads, in its own layout
-    assert response is not None and response.status == 403
+    assert response is not None
+    assert response.status == 403
     assert page.title() == "You cannot open this page · Aegis Studio"
     assert page.locator(".topbar .brand").inner_text() == "Aegis Studio"
     assert page.get_by_role("navigation", name="Main").is_visible()
@@ -39,7 +40,8 @@ def test_a_missing_page_is_a_page_of_the_app(page, live_server):
 
     response = page.goto(f"{live_server.url}/no-such-page-here/")
 
-    assert response is not None and response.status == 404
+    assert response is not None
+    assert response.status == 404
     assert page.locator("h1").inner_text() == "There is no such page"
     assert page.get_by_role("navigation", name="Main").is_visible()
     assert page.locator(".error-page .code").inner_text() == "/no-such-page-here/"

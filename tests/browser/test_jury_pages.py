@@ -151,14 +151,16 @@ def test_the_new_run_form_disables_what_cannot_run_and_counts_what_waits(
 
     # then the judges that cannot run are disabled with their reason under them
     gemma = page.get_by_role("checkbox", name="gemma-2-27b")
-    assert gemma.is_disabled() and not gemma.is_checked()
+    assert gemma.is_disabled()
+    assert not gemma.is_checked()
     assert page.locator(f"#{gemma.get_attribute('aria-describedby')}").inner_text() == (
         "Cannot run: model not set: set JURY_GEMMA_MODEL"
     )
     assert page.get_by_role("checkbox", name="old-judge").is_disabled()
     # and the judges without a worker too, with the command that starts one
     b = page.get_by_role("checkbox", name="demo-smollm2-b")
-    assert b.is_disabled() and not b.is_checked()
+    assert b.is_disabled()
+    assert not b.is_checked()
     assert page.locator(f"#{b.get_attribute('aria-describedby')}").inner_text() == (
         "Cannot run: no worker listening on jury.demo-smollm2-b. Start one with "
         "QUEUES=jury.demo-smollm2-b make jury-worker, then reload this page."

@@ -182,7 +182,8 @@ def test_the_buttons_never_cover_the_comment_box(page, live_server, height):
     # then the box is on the screen, and what is at its middle is the box itself
     box = page.locator("#comment").bounding_box()
     assert box is not None
-    assert box["y"] >= 0 and box["y"] + box["height"] <= height
+    assert box["y"] >= 0
+    assert box["y"] + box["height"] <= height
     at_middle = page.evaluate(
         "([x, y]) => document.elementFromPoint(x, y).id",
         [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2],
@@ -228,7 +229,8 @@ def test_a_dialog_backdrop_covers_the_footer_too(page, live_server, opener):
     # and on the screen, scrolled to the end, the footer is under the backdrop
     page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
     footer = page.locator("footer.site").bounding_box()
-    assert footer is not None and footer["y"] < 600
+    assert footer is not None
+    assert footer["y"] < 600
     under = page.evaluate(
         "([x, y]) => { const e = document.elementFromPoint(x, y);"
         " return e.closest('footer') ? 'footer' : e.tagName + '#' + e.id; }",

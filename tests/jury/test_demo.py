@@ -101,10 +101,8 @@ def test_the_recording_says_it_was_recorded_and_how():
     # then it names the command that made it, when, how long it took, and where
     assert RECORDING.name == "recorded-run.json"
     assert recording["command"] == RECORD_COMMAND == "python manage.py record_demo_jury"
-    assert (
-        "real run" in recording["about"]
-        and "not written by hand" in (recording["about"])
-    )
+    assert "real run" in recording["about"]
+    assert "not written by hand" in (recording["about"])
     assert datetime.fromisoformat(recording["recorded_at"]).tzinfo is not None
     assert recording["duration_s"] > 0
     assert recording["scope"] == Scope.ALL_RESPONSES

@@ -190,8 +190,10 @@ def test_the_form_lists_batches_with_their_dialogue_counts(root_client: Client):
     page = root_client.get("/exports/new/").content.decode()
 
     # then every batch is a checkbox with its count, and the defaults are set
-    assert 'value="demo"' in page and "demo (7 dialogues)" in page
-    assert 'value="empty"' in page and "empty (0 dialogues)" in page
+    assert 'value="demo"' in page
+    assert "demo (7 dialogues)" in page
+    assert 'value="empty"' in page
+    assert "empty (0 dialogues)" in page
     assert 'name="ratios_0" value="0.8"' in page
     assert 'name="ratios_1" value="0.1"' in page
     assert 'name="ratios_2" value="0.1"' in page

@@ -315,7 +315,7 @@ def test_parquet_dates_and_decimals_are_kept_as_text_in_metadata(tmp_path):
         pa.table(
             {
                 "prompt": ["Typed"],
-                "created": [datetime.datetime(2024, 1, 2, 3, 4, 5)],
+                "created": [datetime.datetime(2024, 1, 2, 3, 4, 5)],  # noqa: DTZ001 (naive, as files hold)
                 "day": [datetime.date(2024, 1, 2)],
                 "price": pa.array([decimal.Decimal("1.50")]),
                 "tags": [[{"at": datetime.date(2023, 5, 6), "score": None}]],

@@ -95,7 +95,8 @@ def test_workspace_shows_the_reserved_dialogue_escaped_with_hotkeys(
     # then the text is escaped and every label and category has its key
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<img src=x" not in html
-    assert 'data-hotkey="1"' in html and 'data-hotkey="3"' in html
+    assert 'data-hotkey="1"' in html
+    assert 'data-hotkey="3"' in html
     assert html.count('name="categories"') == 23
     assert 'data-hotkey="w"' in html
     assert "Unsafe when:" in html  # guidance on hover or focus
@@ -185,7 +186,8 @@ def test_invalid_vote_rerenders_with_inline_errors_and_writes_nothing(
     html = no_text.content.decode()
     assert "is required when Other is chosen" in html
     assert "keep me" in html
-    assert 'value="Other" data-hotkey="w"' in html and "checked" in html
+    assert 'value="Other" data-hotkey="w"' in html
+    assert "checked" in html
     assert Label.objects.count() == 0
     assert reserved_id(anna) == dialogue_id
 
@@ -272,7 +274,8 @@ def test_history_lists_only_my_labels_and_locks_adjudicated_ones(
 
     html = anna_client.get("/work/history/").content.decode()
 
-    assert "mine p" in html and "final p" in html
+    assert "mine p" in html
+    assert "final p" in html
     assert "someone else p" not in html
     assert f"/work/labels/{mine.pk}/" in html
     assert f"/work/labels/{final.pk}/" not in html

@@ -152,7 +152,8 @@ def test_the_page_offers_taxonomy_versions_when_batches_use_several(
     # then each version shows its own groups, and a batch of the other version is
     # dropped when the version is switched
     page = lead_client.get(f"/other/?taxonomy={default.pk}").content.decode()
-    assert 'name="taxonomy"' in page and "Draft v1</option>" in page
+    assert 'name="taxonomy"' in page
+    assert "Draft v1</option>" in page
     assert "gaslighting" not in _rows(page)
     draft_page = lead_client.get(
         f"/other/?taxonomy={draft.pk}&batch=first"

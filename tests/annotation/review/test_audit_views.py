@@ -201,7 +201,8 @@ def test_the_review_page_shows_every_vote_escaped_side_by_side(
     assert html.count('class="panel vote-card') == 4
     assert 'data-kind="model"' in html
     assert "gemma-2-27b" in html
-    assert SCRIPT not in html and IMG not in html
+    assert SCRIPT not in html
+    assert IMG not in html
     assert "&lt;script&gt;window.pwned = 1&lt;/script&gt; prompt" in html
     assert 'aria-valuenow="0"' in html
     assert "0 / 2</b> reviewed" in html
@@ -509,8 +510,10 @@ def test_an_annotator_sees_the_unread_count_and_the_feedback_on_their_votes(
     assert "§2.3 Violence vs. Criminal Planning" in page
     assert "&lt;script&gt;window.pwned = 1&lt;/script&gt; It asks for a plan." in page
     assert "Disagrees with your label" in page
-    assert "Ben&#x27;s note" not in page and "Ben's note" not in page
-    assert SCRIPT not in page and IMG not in page
+    assert "Ben&#x27;s note" not in page
+    assert "Ben's note" not in page
+    assert SCRIPT not in page
+    assert IMG not in page
 
 
 def test_marking_feedback_read_clears_the_count(

@@ -132,7 +132,8 @@ def test_fleiss_kappa_matches_the_wikipedia_worked_example() -> None:
     kappa = stats.fleiss_kappa(votes)
     p_bar = stats.percent_agreement(votes)
 
-    assert kappa.value is not None and p_bar.value is not None
+    assert kappa.value is not None
+    assert p_bar.value is not None
     assert round(kappa.value, 3) == 0.210
     assert round(p_bar.value, 3) == 0.378
     assert kappa.value == pytest.approx(
@@ -213,7 +214,8 @@ def test_krippendorff_alpha_matches_the_reference_with_missing_values(
     rng = np.random.default_rng(seed)
     matrix = with_gaps(rng, noisy_ratings(rng, 300, 5, 4), share=0.45)
     sizes = (~np.isnan(matrix)).sum(axis=1)
-    assert (sizes == 1).any() and (sizes == 0).any()  # single values and gaps occur
+    assert (sizes == 1).any()
+    assert (sizes == 0).any()
 
     alpha = stats.krippendorff_alpha(votes_from_matrix(matrix))
 
@@ -325,9 +327,12 @@ def test_one_category_only_is_undefined_not_one() -> None:
     kappa = stats.fleiss_kappa(votes)
     alpha = stats.krippendorff_alpha(votes)
 
-    assert kappa.value is None and alpha.value is None
-    assert kappa.reason is not None and "only one category ('safe')" in kappa.reason
-    assert alpha.reason is not None and "D_e is 0" in alpha.reason
+    assert kappa.value is None
+    assert alpha.value is None
+    assert kappa.reason is not None
+    assert "only one category ('safe')" in kappa.reason
+    assert alpha.reason is not None
+    assert "D_e is 0" in alpha.reason
     assert stats.percent_agreement(votes) == Stat(1.0)  # agreement is real here
 
 
@@ -349,7 +354,8 @@ def test_empty_data_is_undefined() -> None:
 
     result = stats.summary(votes)
 
-    assert result["n_items"] == 0 and result["n_raters"] == 0
+    assert result["n_items"] == 0
+    assert result["n_raters"] == 0
     assert result["fleiss_kappa"] is None
     assert result["reason"]["percent_agreement"] == (
         "fewer than two raters gave a value; agreement needs two"
@@ -389,7 +395,8 @@ def test_unequal_rater_counts_leave_fleiss_undefined_but_alpha_defined() -> None
 def test_cohen_kappa_undefined_and_invalid_inputs() -> None:
     constant = stats.cohen_kappa(["safe"] * 10, ["safe"] * 10)
     assert constant.value is None
-    assert constant.reason is not None and "0/0" in constant.reason
+    assert constant.reason is not None
+    assert "0/0" in constant.reason
     # Constant but different labels: p_e = 0, so kappa is a real 0 (as in sklearn).
     assert stats.cohen_kappa(["a"] * 4, ["b"] * 4) == Stat(0.0)
     assert stats.cohen_kappa([], []) == Stat(
@@ -490,11 +497,14 @@ def test_summary_shape_is_json_ready() -> None:
         "ci95",
     ]
     assert (result["n_items"], result["n_raters"]) == (200, 4)
-    assert type(result["n_items"]) is int and type(result["n_raters"]) is int
+    assert type(result["n_items"]) is int
+    assert type(result["n_raters"]) is int
     assert all(type(result[name]) is float for name in stats.STATISTICS)
     assert list(result["ci95"]) == ["fleiss_kappa", "krippendorff_alpha"]
     for low, high in result["ci95"].values():
-        assert type(low) is float and type(high) is float and low < high
+        assert type(low) is float
+        assert type(high) is float
+        assert low < high
     assert json.loads(json.dumps(result, allow_nan=False)) == result
 
 
@@ -557,9 +567,11 @@ def test_bootstrap_is_reproducible_and_seeded() -> None:
     other = bootstrap_ci(votes, "fleiss_kappa", n_resamples=500, seed=4)
     alpha = bootstrap_ci(votes, "krippendorff_alpha", n_resamples=500, seed=3)
 
-    assert first is not None and first == again
+    assert first is not None
+    assert first == again
     assert other != first
-    assert alpha is not None and alpha != first
+    assert alpha is not None
+    assert alpha != first
 
 
 @pytest.mark.parametrize("statistic", stats.INTERVAL_STATISTICS)
@@ -623,4 +635,5 @@ def test_point_estimates_are_plain_finite_floats() -> None:
 
     for name in stats.STATISTICS:
         value = getattr(stats, name)(votes).value
-        assert type(value) is float and math.isfinite(value)
+        assert type(value) is float
+        assert math.isfinite(value)

@@ -171,7 +171,10 @@ def progress_fragment(client: Client, run: JuryRun) -> dict[str, str | bool]:
     status = re.search(r'data-status="(\w+)"', html)
     state = re.search(r'data-state="(\w+)"', html)
     detail = re.search(r'<span class="run-state-detail">([^<]*)</span>', html)
-    assert percent and status and state and detail, html
+    assert percent, html
+    assert status, html
+    assert state, html
+    assert detail, html
     return {
         "percent": percent.group(1),
         "status": status.group(1),
@@ -207,7 +210,8 @@ def assert_complete_and_consistent(
         if vote.valid:
             assert vote.label in ("safe", "unsafe"), vote
             assert vote.raw_output, vote
-            assert vote.prompt_tokens and vote.completion_tokens, vote
+            assert vote.prompt_tokens, vote
+            assert vote.completion_tokens, vote
             assert vote.latency_ms is not None, vote
         else:
             assert vote.label is None, vote
