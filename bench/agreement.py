@@ -59,11 +59,21 @@ SECONDS_BUDGET = 5.0
 
 
 class Data:
-    """The generated votes, as the reference sees them: items x raters arrays."""
+    """The generated votes, as the reference sees them: items x raters arrays.
 
-    def __init__(self, n: int, seed: int, categories: int) -> None:
+    With more than three annotators, each dialogue's three votes come from three of
+    them drawn at random (`self.who`: items x 3 annotator indexes), as the queue
+    hands dialogues out; with three, column r is annotator r.
+    """
+
+    def __init__(self, n: int, seed: int, categories: int, annotators: int = 3) -> None:
         rng = np.random.default_rng(seed)
         self.n = n
+        self.who = (
+            np.tile(np.arange(3), (n, 1))
+            if annotators == 3
+            else rng.random((n, annotators)).argsort(axis=1)[:, :3]
+        )
         truth = rng.choice(3, size=n, p=[0.6, 0.1, 0.3])
         follow = rng.random((n, 3)) < 0.8
         self.human = np.where(follow, truth[:, None], rng.integers(0, 3, (n, 3)))
@@ -93,9 +103,13 @@ class Data:
         self.decision = (self.jury.sum(axis=1) >= 2).astype(np.int64)
 
 
-def fill(data: Data) -> Any:
-    """The batch in the database: dialogues, votes, categories, jury votes, decisions."""
+def fill(data: Data, annotators: tuple[str, ...] = ANNOTATORS, weeks: int = 1) -> Any:
+    """The batch in the database: dialogues, votes, categories, jury votes, decisions;
+    the votes spread over `weeks` ISO weeks (in the order of the dialogues)."""
+    from datetime import timedelta
+
     from django.db import transaction
+    from django.utils import timezone
 
     from accounts.models import User
     from annotation.models import (
@@ -114,7 +128,7 @@ def fill(data: Data) -> Any:
     )
     people = [
         User.objects.create_user(username=name, password=None, role="annotator")
-        for name in ANNOTATORS
+        for name in annotators
     ]
     with transaction.atomic():
         batch = Batch.objects.create(name=BATCH, taxonomy=taxonomy, labels_required=3)
@@ -143,7 +157,7 @@ def fill(data: Data) -> Any:
                 Label(
                     dialogue_id=ids[i],
                     kind=VoteKind.HUMAN,
-                    annotator=people[r],
+                    annotator=people[data.who[i, r]],
                     label=LABELS[data.human[i, r]],
                     time_spent_ms=int(data.time_ms[i, r]),
                 )
@@ -191,6 +205,12 @@ def fill(data: Data) -> Any:
             ],
             batch_size=5000,
         )
+        # The last week first: each dialogue's votes in its own week, backwards.
+        bounds = np.linspace(0, data.n, weeks + 1).astype(int)
+        for week in range(weeks - 1):
+            Label.objects.filter(
+                dialogue_id__in=ids[bounds[week] : bounds[week + 1]]
+            ).update(created_at=timezone.now() - timedelta(weeks=weeks - 1 - week))
     return batch, len(categories)
 
 
@@ -244,6 +264,132 @@ def timed(fn: Any, repeat: int) -> list[float]:
     return times
 
 
+def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Columns padded to their widest cell, the first left-aligned."""
+    widths = [max(len(r[i]) for r in [*rows, header]) for i in range(len(header))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return " | ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    print(line(header))
+    print("-+-".join("-" * w for w in widths))
+    for row in rows:
+        print(line(row))
+
+
+# --- the page ------------------------------------------------------------------------
+
+CHART_FUNCTIONS = (
+    "kappa_heatmap",
+    "alpha_bars",
+    "label_distribution",
+    "time_boxplots",
+    "over_time",
+    "jury_confusion",
+)
+# DEBUG is off, so the page's {% static %} would want collectstatic's manifest.
+PLAIN_STATIC = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+
+def page_bench(args: argparse.Namespace) -> None:
+    """--page: GET /batches/<name>/agreement/ through Django's test client for
+    demo-reviewed (seed_demo) and a synthetic batch, each report computed and cached
+    first, as a lead sees the page once a report is current."""
+    import io
+    import warnings
+
+    from django.core.management import call_command
+    from django.test import Client, override_settings
+
+    from accounts.models import User
+    from annotation.agreement import charts
+    from annotation.agreement import services as agreement
+    from annotation.models import Batch
+    from taxonomy.models import Taxonomy
+
+    # WhiteNoise looks for collectstatic's folder, which a benchmark does not need.
+    warnings.filterwarnings("ignore", message="No directory at")
+    started = time.perf_counter()
+    call_command("seed_demo", stdout=io.StringIO())
+    taxonomy = Taxonomy.objects.filter(published_at__isnull=False).order_by("-pk")[0]
+    n_categories = taxonomy.categories.filter(retired=False, group="core").count()
+    people = tuple(f"bench-annotator-{i:02d}" for i in range(1, args.annotators + 1))
+    data = Data(args.dialogues, args.seed, n_categories, annotators=args.annotators)
+    big, _ = fill(data, people, args.weeks)
+    lead = User.objects.create_user(username="bench-lead", password=None, role="lead")
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(lead)
+    print(
+        f"demo-reviewed, and {args.dialogues} dialogues with 3 of {args.annotators} "
+        f"annotators' votes each over {args.weeks} week(s) and 3 judges; written in "
+        f"{time.perf_counter() - started:.1f} s; {os.cpu_count()} CPUs; "
+        f"median of {args.repeat} run(s)"
+    )
+    for batch in (Batch.objects.get(name="demo-reviewed"), big):
+        report = agreement.compute(batch).data
+        url = f"/batches/{batch.name}/agreement/"
+        with override_settings(STORAGES=PLAIN_STATIC):
+            bare, page, bare_times, page_times = _time_page(client, url, args.repeat)
+        ref = statistics.median(bare_times)
+        rows = [
+            ("page without charts (reference)", ref, len(bare)),
+            ("page with its six charts", statistics.median(page_times), len(page)),
+        ]
+        for name in CHART_FUNCTIONS:
+            draw = getattr(charts, name)
+            times = timed(lambda d=draw, r=report: d(r), args.repeat)
+            rows.append(
+                (f"  {name}", statistics.median(times), len(str(draw(report)).encode()))
+            )
+        print()
+        print(
+            f"{batch.name}: {report['n_votes']} human votes, "
+            f"{len(report['annotators'])} annotators, "
+            f"{len(report['over_time'])} week(s); "
+            f"<script> tags on the page: {page.count(b'<script')}"
+        )
+        print_table(
+            ("what", "median ms", "ratio", "bytes"),
+            [
+                (what, f"{t * 1000:.1f}", f"{t / ref:.2f}", f"{size:,}")
+                for what, t, size in rows
+            ],
+        )
+
+
+def _time_page(
+    client: Any, url: str, repeat: int
+) -> tuple[bytes, bytes, list[float], list[float]]:
+    """The page without its charts (`charts.dashboard` giving none) and with them,
+    interleaved so that other work on the machine falls on both alike."""
+    from annotation.agreement import charts
+
+    original = charts.dashboard
+
+    def get(with_charts: bool) -> bytes:
+        charts.dashboard = original if with_charts else (lambda _report: [])
+        try:
+            response = client.get(url)
+        finally:
+            charts.dashboard = original
+        assert response.status_code == 200, response.status_code
+        return bytes(response.content)
+
+    bare, page = get(False), get(True)  # warm-up, and what is measured in bytes
+    bare_times: list[float] = []
+    page_times: list[float] = []
+    for _ in range(repeat):
+        bare_times += timed(lambda: get(False), 1)
+        page_times += timed(lambda: get(True), 1)
+    return bare, page, bare_times, page_times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dialogues", type=int, default=36_000)
@@ -254,8 +400,20 @@ def main() -> None:
     parser.add_argument(
         "--queries", action="store_true", help="print each query of one report, timed"
     )
+    parser.add_argument(
+        "--page",
+        action="store_true",
+        help="time the agreement page (demo-reviewed and the synthetic batch) instead",
+    )
+    parser.add_argument("--annotators", type=int, help="3, or 12 with --page")
+    parser.add_argument("--weeks", type=int, help="1, or 8 with --page")
     args = parser.parse_args()
+    args.annotators = args.annotators or (12 if args.page else 3)
+    args.weeks = args.weeks or (8 if args.page else 1)
     url = configure_django(DEFAULT_DATABASE_URL)
+    # The tasks seed_demo sends (final labels) stay in this process, out of any
+    # broker a worker reads; the page needs none of them.
+    os.environ["CELERY_BROKER_URL"] = "memory://"
     drop_database(url, create=True)
     import django
 
@@ -267,6 +425,9 @@ def main() -> None:
 
     try:
         call_command("migrate", interactive=False, verbosity=0)
+        if args.page:
+            page_bench(args)
+            return
         started = time.perf_counter()
         from taxonomy.models import Taxonomy
 
@@ -274,8 +435,15 @@ def main() -> None:
             0
         ]
         n_categories = taxonomy.categories.filter(retired=False, group="core").count()
-        data = Data(args.dialogues, args.seed, n_categories)
-        batch, _ = fill(data)
+        data = Data(args.dialogues, args.seed, n_categories, args.annotators)
+        people = (
+            ANNOTATORS
+            if args.annotators == 3
+            else tuple(
+                f"bench-annotator-{i:02d}" for i in range(1, args.annotators + 1)
+            )
+        )
+        batch, _ = fill(data, people, args.weeks)
         print(
             f"{args.dialogues} dialogues, {3 * args.dialogues} human and "
             f"{3 * args.dialogues} jury votes, {n_categories} categories in use; "
@@ -326,27 +494,9 @@ def main() -> None:
             rows.append(
                 (what, str(args.dialogues), f"{median:.3f}", f"{median / ref:.2f}")
             )
-        widths = [
-            max(len(r[i]) for r in [*rows, ("what", "dialogues", "median s", "ratio")])
-            for i in range(4)
-        ]
-        header = ("what", "dialogues", "median s", "ratio")
         print()
         print(f"median of {args.repeat} repeat(s)")
-        print(
-            " | ".join(
-                h.ljust(w) if i == 0 else h.rjust(w)
-                for i, (h, w) in enumerate(zip(header, widths, strict=True))
-            )
-        )
-        print("-+-".join("-" * w for w in widths))
-        for row in rows:
-            print(
-                " | ".join(
-                    c.ljust(w) if i == 0 else c.rjust(w)
-                    for i, (c, w) in enumerate(zip(row, widths, strict=True))
-                )
-            )
+        print_table(("what", "dialogues", "median s", "ratio"), rows)
         full_median = statistics.median(results["full"])
         ratio = full_median / ref
         print()

@@ -25,7 +25,7 @@ the request and large ones in Celery (DESIGN section 7: nothing long in a reques
 
 import hashlib
 import io
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -418,163 +418,87 @@ def _quartiles(values: np.ndarray) -> dict[str, float] | None:
 # --- the report ----------------------------------------------------------------
 
 
+@dataclass
+class _Context:
+    """What every step of the report works on: the human votes, each vote's dialogue
+    and annotator as dense indexes, and the annotators' names."""
+
+    batch: Batch
+    policy: str
+    human: HumanVotes
+    dialogue_keys: np.ndarray  # sorted dialogue primary keys
+    items: np.ndarray  # each vote's index into dialogue_keys
+    raters: np.ndarray  # each vote's index into rater_pks
+    rater_pks: list[int]
+    usernames: dict[int, str]
+    names: list[str]  # the username of each of rater_pks
+    n_resamples: int
+    seed: int
+
+    @property
+    def n_items(self) -> int:
+        return len(self.dialogue_keys)
+
+    def summarise(self, values: np.ndarray, keys: Sequence[Any]) -> dict[str, Any]:
+        """`stats.summary` of one value per vote (MISSING left out)."""
+        votes = _votes(
+            self.items, self.raters, values, keys, self.n_items, self.rater_pks
+        )
+        return _summary(votes, self.n_resamples, self.seed)
+
+
+@dataclass
+class _References:
+    """What each vote is compared with: the others' majority, the adjudications and
+    the jury's decisions, per dialogue (index of dialogue_keys) or per vote."""
+
+    majority: np.ndarray  # human majority per dialogue, binary (0/1/MISSING)
+    others_majority: np.ndarray  # per vote: plurality of the other votes, 3-way
+    adjudicated: dict[int, str]
+    adjudicated_codes: np.ndarray  # per dialogue, LABELS code
+    decisions: dict[int, str]
+    decision_codes: np.ndarray  # per dialogue, JURY_DECISIONS code
+    own_binary: np.ndarray  # per vote: the response label, else the label, binary
+    jury_binary: np.ndarray  # per dialogue: the jury's decision, binary
+
+
 def build_report(
     batch: Batch, *, n_resamples: int = 1000, seed: int = 0
 ) -> dict[str, Any]:
     """The whole agreement report of a batch as JSON-ready data."""
-    policy = batch.needs_caution_policy
-    human = read_human_votes(batch)
-    dialogue_keys, items = _dense(human.dialogues)
-    rater_keys, raters = _dense(human.raters)
-    n_items = len(dialogue_keys)
-    usernames = dict(
-        User.objects.filter(pk__in=rater_keys.tolist()).values_list("pk", "username")
-    )
-    names = [usernames.get(int(pk), str(pk)) for pk in rater_keys]
-    rater_pks = [int(pk) for pk in rater_keys]
-
-    def summarise(values: np.ndarray, keys: Sequence[Any]) -> dict[str, Any]:
-        votes = _votes(items, raters, values, keys, n_items, rater_pks)
-        return _summary(votes, n_resamples, seed)
-
+    ctx = _read(batch, n_resamples=n_resamples, seed=seed)
     report: dict[str, Any] = {
         "batch": batch.name,
         "version": REPORT_VERSION,
-        "needs_caution_policy": policy,
+        "needs_caution_policy": ctx.policy,
         "n_dialogues": batch.dialogues.count(),
-        "n_votes": int(human.label.size),
-        "label": summarise(human.label, LABELS),
-        "label_binary": summarise(_binary(human.label, policy), BINARY),
-        "response_label": None,
-        "imported_label": None,
-        "categories": {},
+        "n_votes": int(ctx.human.label.size),
+        **_label_summaries(ctx),
+        "categories": _category_summaries(ctx),
     }
-    if (human.response != MISSING).any():
-        report["response_label"] = summarise(human.response, LABELS)
-    if any(v is not None for v in human.imported):
-        imported_keys = sorted({v for v in human.imported if v is not None})
-        report["imported_label"] = summarise(
-            _code(human.imported, imported_keys), imported_keys
-        )
-
-    # Categories: chosen (1) or not (0) in every human vote.
-    label_ids, category_ids = read_categories(batch)
-    vote_position = {int(pk): i for i, pk in enumerate(human.label_ids)}
-    categories = list(
-        Category.objects.filter(taxonomy_id=batch.taxonomy_id)
-        .filter(Q(retired=False) | Q(pk__in=set(category_ids.tolist())))
-        .order_by("order")
-        .values_list("pk", "name")
-    )
-    positions = np.fromiter(
-        (vote_position[int(pk)] for pk in label_ids),
-        dtype=np.int64,
-        count=len(label_ids),
-    )
-    for category_pk, name in categories:
-        chosen = np.zeros(human.label.size, dtype=np.int64)
-        chosen[positions[category_ids == category_pk]] = 1
-        summary = summarise(chosen, ("not chosen", "chosen"))
-        if "reason" in summary and chosen.size and chosen.min() == chosen.max():
-            # One value everywhere: say so in the words of the category.
-            plain = "every vote chose it" if chosen[0] else "no vote chose it"
-            summary["reason"] = {key: plain for key in summary["reason"]}
-        report["categories"][name] = summary
-
-    # The majority per dialogue, of everyone and of everyone but each voter.
-    label_counts = _counts(items, human.label, n_items, 3)
-    majority = human_majority_codes(label_counts, policy)
-    others = (
-        label_counts[items]
-        - np.eye(3, dtype=np.int64)[np.where(human.label == MISSING, 0, human.label)]
-        * (human.label != MISSING)[:, None]
-    )
-    others_majority = _plurality(others)
-
-    adjudicated = read_adjudications(batch)
-    adjudicated_codes = _per_dialogue(dialogue_keys, adjudicated, LABELS)
-    decisions = read_jury_decisions(batch)
-    decision_codes = _per_dialogue(dialogue_keys, decisions, JURY_DECISIONS)
-    # The jury judges the response: compare with the annotator's response label
-    # where there is one, else with the dialogue label (binary).
-    own_binary = np.where(
-        human.response != MISSING,
-        _binary(human.response, policy),
-        _binary(human.label, policy),
-    )
-    jury_binary = np.where(decision_codes == 2, MISSING, decision_codes)
-
+    references = _references(ctx)
     pairwise = stats.pairwise_cohen(
-        _votes(items, raters, human.label, LABELS, n_items, rater_pks)
+        _votes(
+            ctx.items, ctx.raters, ctx.human.label, LABELS, ctx.n_items, ctx.rater_pks
+        )
     )
-    gold = gold_accuracy_by_user(batch)
-    annotators: dict[str, Any] = {}
     fast_ms = fast_label_ms()
-    for index, name in enumerate(names):
-        mine = raters == index
-        times = human.time_ms[mine]
-        times = times[times != MISSING]
-        labels = human.label[mine]
-        fast = int((times < fast_ms).sum())
-        me = rater_pks[index]
-        kappas = {}
-        for (a, b), stat in pairwise.items():
-            if me in (a, b):
-                kappas[_name(usernames, b if a == me else a)] = stat.value
-        annotators[name] = {
-            "n_votes": int(mine.sum()),
-            "label_distribution": {
-                key: int((labels == i).sum()) for i, key in enumerate(LABELS)
-            },
-            "time_ms": _quartiles(times),
-            "fast_votes": fast,
-            "fast_share": fast / times.size if times.size else None,
-            "vs_majority": _agreement(labels, others_majority[mine], LABELS),
-            "vs_adjudicated": _agreement(labels, adjudicated_codes[items[mine]], LABELS)
-            if adjudicated
-            else None,
-            "vs_jury": _agreement(own_binary[mine], jury_binary[items[mine]], BINARY)
-            if decisions
-            else None,
-            "cohen_kappa": kappas,
-            "gold": gold.get(name),
-            "warnings": [],
-        }
-    # Someone who labelled only gold items has no agreement to show, but their gold
-    # accuracy is still theirs to see.
-    for name in natural_sorted(set(gold) - set(annotators)):
-        empty = np.zeros(0, dtype=human.label.dtype)
-        annotators[name] = {
-            "n_votes": 0,
-            "label_distribution": dict.fromkeys(LABELS, 0),
-            "time_ms": None,
-            "fast_votes": 0,
-            "fast_share": None,
-            "vs_majority": _agreement(empty, empty, LABELS),
-            "vs_adjudicated": None,
-            "vs_jury": None,
-            "cohen_kappa": {},
-            "gold": gold[name],
-            "warnings": [],
-        }
+    annotators = _annotator_rows(ctx, references, pairwise, fast_ms)
     report["annotators"] = annotators
-    report["pairwise"] = [
-        {
-            "a": _name(usernames, a),
-            "b": _name(usernames, b),
-            "cohen_kappa": stat.value,
-            **({"reason": stat.reason} if stat.value is None else {}),
-        }
-        for (a, b), stat in pairwise.items()
-    ]
+    report["pairwise"] = _pair_rows(pairwise, ctx.usernames)
     if report["imported_label"] is not None:
-        report["imported_pairwise"] = _imported_pairwise(human, usernames)
+        report["imported_pairwise"] = _imported_pairwise(ctx.human, ctx.usernames)
     report["warnings"] = _warnings(annotators, fast_ms)
     report["over_time"] = _over_time(
-        dialogue_keys, human, items, raters, n_resamples, seed
+        ctx.dialogue_keys, ctx.human, ctx.items, ctx.raters, n_resamples, seed
     )
     report["jury"] = _jury(
-        batch, dialogue_keys, majority, decision_codes, n_resamples, seed
+        batch,
+        ctx.dialogue_keys,
+        references.majority,
+        references.decision_codes,
+        n_resamples,
+        seed,
     )
     report["settings"] = {
         "fast_label_ms": fast_ms,
@@ -584,6 +508,200 @@ def build_report(
         "seed": seed,
     }
     return report
+
+
+def _read(batch: Batch, *, n_resamples: int, seed: int) -> _Context:
+    """The batch's human votes, indexed densely, and its annotators' names."""
+    human = read_human_votes(batch)
+    dialogue_keys, items = _dense(human.dialogues)
+    rater_keys, raters = _dense(human.raters)
+    usernames = dict(
+        User.objects.filter(pk__in=rater_keys.tolist()).values_list("pk", "username")
+    )
+    return _Context(
+        batch=batch,
+        policy=batch.needs_caution_policy,
+        human=human,
+        dialogue_keys=dialogue_keys,
+        items=items,
+        raters=raters,
+        rater_pks=[int(pk) for pk in rater_keys],
+        usernames=usernames,
+        names=[usernames.get(int(pk), str(pk)) for pk in rater_keys],
+        n_resamples=n_resamples,
+        seed=seed,
+    )
+
+
+def _label_summaries(ctx: _Context) -> dict[str, Any]:
+    """The dialogue label (3-way and binary), and the response and imported labels
+    where the batch has any (else None)."""
+    human = ctx.human
+    out: dict[str, Any] = {
+        "label": ctx.summarise(human.label, LABELS),
+        "label_binary": ctx.summarise(_binary(human.label, ctx.policy), BINARY),
+        "response_label": None,
+        "imported_label": None,
+    }
+    if (human.response != MISSING).any():
+        out["response_label"] = ctx.summarise(human.response, LABELS)
+    if any(v is not None for v in human.imported):
+        imported_keys = sorted({v for v in human.imported if v is not None})
+        out["imported_label"] = ctx.summarise(
+            _code(human.imported, imported_keys), imported_keys
+        )
+    return out
+
+
+def _category_summaries(ctx: _Context) -> dict[str, Any]:
+    """Each category of the batch's taxonomy (retired ones only if chosen) as chosen
+    (1) or not (0) in every human vote, in the taxonomy's order."""
+    label_ids, category_ids = read_categories(ctx.batch)
+    vote_position = {int(pk): i for i, pk in enumerate(ctx.human.label_ids)}
+    categories = list(
+        Category.objects.filter(taxonomy_id=ctx.batch.taxonomy_id)
+        .filter(Q(retired=False) | Q(pk__in=set(category_ids.tolist())))
+        .order_by("order")
+        .values_list("pk", "name")
+    )
+    positions = np.fromiter(
+        (vote_position[int(pk)] for pk in label_ids),
+        dtype=np.int64,
+        count=len(label_ids),
+    )
+    out: dict[str, Any] = {}
+    for category_pk, name in categories:
+        chosen = np.zeros(ctx.human.label.size, dtype=np.int64)
+        chosen[positions[category_ids == category_pk]] = 1
+        summary = ctx.summarise(chosen, ("not chosen", "chosen"))
+        if "reason" in summary and chosen.size and chosen.min() == chosen.max():
+            # One value everywhere: say so in the words of the category.
+            plain = "every vote chose it" if chosen[0] else "no vote chose it"
+            summary["reason"] = {key: plain for key in summary["reason"]}
+        out[name] = summary
+    return out
+
+
+def _references(ctx: _Context) -> _References:
+    """The majority per dialogue, of everyone and of everyone but each voter; the
+    adjudications and the jury's decisions per dialogue."""
+    human, items, policy = ctx.human, ctx.items, ctx.policy
+    label_counts = _counts(items, human.label, ctx.n_items, 3)
+    others = (
+        label_counts[items]
+        - np.eye(3, dtype=np.int64)[np.where(human.label == MISSING, 0, human.label)]
+        * (human.label != MISSING)[:, None]
+    )
+    adjudicated = read_adjudications(ctx.batch)
+    decisions = read_jury_decisions(ctx.batch)
+    decision_codes = _per_dialogue(ctx.dialogue_keys, decisions, JURY_DECISIONS)
+    return _References(
+        majority=human_majority_codes(label_counts, policy),
+        others_majority=_plurality(others),
+        adjudicated=adjudicated,
+        adjudicated_codes=_per_dialogue(ctx.dialogue_keys, adjudicated, LABELS),
+        decisions=decisions,
+        decision_codes=decision_codes,
+        # The jury judges the response: compare with the annotator's response
+        # label where there is one, else with the dialogue label (binary).
+        own_binary=np.where(
+            human.response != MISSING,
+            _binary(human.response, policy),
+            _binary(human.label, policy),
+        ),
+        jury_binary=np.where(decision_codes == 2, MISSING, decision_codes),
+    )
+
+
+def _annotator_rows(
+    ctx: _Context,
+    references: _References,
+    pairwise: dict[tuple[Hashable, Hashable], stats.Stat],
+    fast_ms: int,
+) -> dict[str, Any]:
+    """Per annotator, in the order of their primary keys: votes, labels, times, and
+    agreement with each reference; then those who labelled only gold items."""
+    gold = gold_accuracy_by_user(ctx.batch)
+    annotators: dict[str, Any] = {}
+    for index, name in enumerate(ctx.names):
+        mine = ctx.raters == index
+        times = ctx.human.time_ms[mine]
+        times = times[times != MISSING]
+        labels = ctx.human.label[mine]
+        items = ctx.items[mine]
+        fast = int((times < fast_ms).sum())
+        me = ctx.rater_pks[index]
+        kappas = {}
+        for (a, b), stat in pairwise.items():
+            if me in (a, b):
+                kappas[_name(ctx.usernames, b if a == me else a)] = stat.value
+        annotators[name] = {
+            "n_votes": int(mine.sum()),
+            "label_distribution": {
+                key: int((labels == i).sum()) for i, key in enumerate(LABELS)
+            },
+            "time_ms": _quartiles(times),
+            "fast_votes": fast,
+            "fast_share": fast / times.size if times.size else None,
+            "vs_majority": _agreement(labels, references.others_majority[mine], LABELS),
+            "vs_adjudicated": _agreement(
+                labels, references.adjudicated_codes[items], LABELS
+            )
+            if references.adjudicated
+            else None,
+            "vs_jury": _agreement(
+                references.own_binary[mine], references.jury_binary[items], BINARY
+            )
+            if references.decisions
+            else None,
+            "cohen_kappa": kappas,
+            "gold": gold.get(name),
+            "warnings": [],
+        }
+    # Someone who labelled only gold items has no agreement to show, but their gold
+    # accuracy is still theirs to see.
+    for name in natural_sorted(set(gold) - set(annotators)):
+        annotators[name] = _gold_only_row(gold[name], ctx.human.label.dtype)
+    return annotators
+
+
+def _gold_only_row(gold: Any, dtype: np.dtype) -> dict[str, Any]:
+    """The row of an annotator with no vote outside the gold items."""
+    empty = np.zeros(0, dtype=dtype)
+    return {
+        "n_votes": 0,
+        "label_distribution": dict.fromkeys(LABELS, 0),
+        "time_ms": None,
+        "fast_votes": 0,
+        "fast_share": None,
+        "vs_majority": _agreement(empty, empty, LABELS),
+        "vs_adjudicated": None,
+        "vs_jury": None,
+        "cohen_kappa": {},
+        "gold": gold,
+        "warnings": [],
+    }
+
+
+def _pair_rows(
+    pairwise: dict[tuple[Hashable, Hashable], stats.Stat],
+    usernames: dict[int, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Cohen's kappa of each pair of raters, with the reason when undefined; raters
+    keyed by primary key are named from `usernames`, others (judges) are names."""
+
+    def name(key: Hashable) -> Any:
+        return key if usernames is None else _name(usernames, key)
+
+    return [
+        {
+            "a": name(a),
+            "b": name(b),
+            "cohen_kappa": stat.value,
+            **({"reason": stat.reason} if stat.value is None else {}),
+        }
+        for (a, b), stat in pairwise.items()
+    ]
 
 
 def _name(usernames: dict[int, str], key: Any) -> str:
@@ -598,16 +716,7 @@ def _imported_pairwise(
     rows = [
         (int(human.dialogues[i]), int(human.raters[i]), human.imported[i]) for i in keep
     ]
-    votes = stats.encode(rows)
-    return [
-        {
-            "a": _name(usernames, a),
-            "b": _name(usernames, b),
-            "cohen_kappa": stat.value,
-            **({"reason": stat.reason} if stat.value is None else {}),
-        }
-        for (a, b), stat in stats.pairwise_cohen(votes).items()
-    ]
+    return _pair_rows(stats.pairwise_cohen(stats.encode(rows)), usernames)
 
 
 def _warnings(annotators: dict[str, Any], fast_ms: int) -> list[dict[str, str]]:
@@ -717,15 +826,7 @@ def _jury(
     return {
         "judges": judges,
         "label": stats.summary(encoded, n_resamples=n_resamples, seed=seed),
-        "pairwise": [
-            {
-                "a": a,
-                "b": b,
-                "cohen_kappa": stat.value,
-                **({"reason": stat.reason} if stat.value is None else {}),
-            }
-            for (a, b), stat in stats.pairwise_cohen(encoded).items()
-        ],
+        "pairwise": _pair_rows(stats.pairwise_cohen(encoded)),
         "per_judge": per_judge,
         "decisions": {
             "n": int(decided.sum()),

@@ -132,7 +132,9 @@ def test_lead_reads_the_agreement_dashboard(page, live_server):
         svg.scroll_into_view_if_needed()
         assert svg.is_visible(), slug
         box = svg.bounding_box()
-        assert box is not None and box["width"] > 100 and box["height"] > 30, slug
+        assert box is not None, slug
+        assert box["width"] > 100, slug
+        assert box["height"] > 30, slug
         assert svg.get_attribute("role") == "img"
     assert page.locator("#kappa-heatmap-svg .warned-row").count() == 1
     assert page.locator("#time-boxplots-svg .fast-threshold").count() == 1

@@ -67,7 +67,8 @@ def test_each_chart_is_a_well_formed_labelled_svg_image(
     assert svg.tag == f"{SVG}svg"
     assert svg.get("role") == "img"
     assert svg.get("aria-label")
-    assert svg[0].tag == f"{SVG}title" and svg[0].text == svg.get("aria-label")
+    assert svg[0].tag == f"{SVG}title"
+    assert svg[0].text == svg.get("aria-label")
     # sized for a laptop: it fits the page's column and is not a sliver
     width, height = int(svg.get("width", 0)), int(svg.get("height", 0))
     assert 300 <= width <= 1140, width
@@ -108,7 +109,8 @@ def test_each_numbers_table_is_well_formed_with_a_header(
     assert table.tag == "table"
     assert table.get("class") == "numbers"
     header = table.find("thead/tr")
-    assert header is not None and all(th.get("scope") == "col" for th in header)
+    assert header is not None
+    assert all(th.get("scope") == "col" for th in header)
     assert len(table.findall("tbody/tr")) >= 2
 
 

@@ -107,7 +107,8 @@ def test_the_label_statistics_equal_the_reference_packages(people: list[User]) -
         reliability_data=codes.T, level_of_measurement="nominal"
     )
     s = report["label"]
-    assert s["n_items"] == 40 and s["n_raters"] == 3
+    assert s["n_items"] == 40
+    assert s["n_raters"] == 3
     assert s["krippendorff_alpha"] == pytest.approx(expected_alpha, abs=1e-9)
     assert s["fleiss_kappa"] is None
     assert "fleiss_kappa" in s["reason"]
@@ -278,7 +279,8 @@ def test_fast_labelling_is_flagged(people: list[User]) -> None:
     fast = [w for w in report["warnings"] if w["kind"] == "fast"]
     assert [w["annotator"] for w in fast] == ["ann-c"]
     c = report["annotators"]["ann-c"]
-    assert c["fast_votes"] == 10 and c["fast_share"] == 1.0
+    assert c["fast_votes"] == 10
+    assert c["fast_share"] == 1.0
     assert c["time_ms"]["median"] == 900
     assert report["annotators"]["ann-a"]["time_ms"]["median"] == 20_000
     assert report["annotators"]["ann-a"]["warnings"] == []
@@ -424,7 +426,8 @@ def test_the_report_is_json_ready_and_shaped_as_documented(people: list[User]) -
             "percent_agreement",
             "ci95",
         } <= set(s)
-    assert data["jury"] is None and data["response_label"] is None
+    assert data["jury"] is None
+    assert data["response_label"] is None
     # the text form names the batch and every annotator
     text = io.StringIO()
     call_command("agreement", "--batch", "shape", stdout=text)
@@ -443,7 +446,8 @@ def test_the_cached_report_is_reused_until_the_batch_changes(
     assert first.status == JobStatus.SUCCEEDED
     with django_assert_max_num_queries(8):
         again = report_for(batch)
-    assert again.data == first.data and again.fingerprint == first.fingerprint
+    assert again.data == first.data
+    assert again.fingerprint == first.fingerprint
 
     # a vote is edited: the fingerprint changes and the report is computed again
     mark = fingerprint(batch)
@@ -481,7 +485,8 @@ def test_large_batches_are_computed_by_a_worker(
     assert response.json()["batch"] == "big"
     assert response.json()["label"]["n_items"] == 4
     stored = AgreementReport.objects.get(batch=batch)
-    assert stored.status == JobStatus.SUCCEEDED and stored.task_id
+    assert stored.status == JobStatus.SUCCEEDED
+    assert stored.task_id
 
 
 def test_the_api_is_for_leads(people: list[User], annotator_client: Client) -> None:

@@ -118,7 +118,8 @@ def test_lead_sees_the_dashboard_with_every_chart(
     for chart_id in CHART_IDS:
         assert f'id="{chart_id}"' in html
     assert html.count("<summary>Numbers</summary>") == 6
-    assert 'id="tile-label"' in html and 'id="tile-label_binary"' in html
+    assert 'id="tile-label"' in html
+    assert 'id="tile-label_binary"' in html
     # the hostile username is escaped everywhere and flagged (fast, far from others)
     assert SCRIPT not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
