@@ -44,11 +44,12 @@ test: install services browser ## Run the whole suite on PostgreSQL and Redis
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 	  DJANGO_DEBUG=1 $(VENV)/bin/pytest -n 2 --dist loadgroup $(ARGS)
 
-lint: install ## ruff, mypy on the domain modules, import-linter contracts
+lint: install ## ruff, mypy (strict on rules and services), import-linter contracts, djlint on the templates
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/djlint templates --lint
 
 format: install ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .

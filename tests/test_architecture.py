@@ -94,3 +94,59 @@ def test_the_cycle_finder_finds_a_cycle_through_a_function_import():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
 
     assert cycles(graph) == [["a", "b", "c"]]
+
+
+# mypy's --strict, as its per-module flags (mypy --help lists what --strict enables).
+STRICT_FLAGS = {
+    "disallow_any_generics",
+    "disallow_subclassing_any",
+    "disallow_untyped_calls",
+    "disallow_untyped_defs",
+    "disallow_incomplete_defs",
+    "disallow_untyped_decorators",
+    "warn_return_any",
+    "no_implicit_reexport",
+    "strict_equality",
+    "extra_checks",
+}
+
+
+def strict_patterns() -> list[str]:
+    """The module patterns of the mypy section that sets every strict flag."""
+    mypy = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
+    patterns: list[str] = []
+    for section in mypy.get("overrides", []):
+        if all(section.get(flag) is True for flag in STRICT_FLAGS):
+            module = section["module"]
+            patterns += [module] if isinstance(module, str) else module
+    return patterns
+
+
+def matches(pattern: str, module: str) -> bool:
+    """mypy's module patterns: `a.*` is a and below, a `*` part is any parts."""
+    import fnmatch
+
+    if pattern.endswith(".*") and module == pattern[:-2]:
+        return True
+    return fnmatch.fnmatchcase(module, pattern)
+
+
+def test_the_rules_and_every_service_are_type_checked_strictly():
+    patterns = strict_patterns()
+    assert patterns, "no mypy section sets every strict flag"
+    domain = [
+        name
+        for name in project_modules()
+        if ".rules" in name or name.rsplit(".", 1)[-1] == "services"
+    ]
+    assert "annotation.rules.derivation" in domain
+    assert "jury.runs.services" in domain
+    loose = [m for m in domain if not any(matches(p, m) for p in patterns)]
+    assert loose == []
+
+
+def test_the_strict_pattern_matcher_tells_modules_apart():
+    assert matches("*.services", "annotation.export.services")
+    assert matches("annotation.rules.*", "annotation.rules")
+    assert not matches("annotation.rules.*", "annotation.rulesx")
+    assert not matches("*.services", "annotation.export.views")

@@ -281,7 +281,7 @@ def _candidates(
         dialogues = dialogues.filter(
             final_label__violated_categories__contains=[category]
         )
-    return (
+    candidates: QuerySet[Dialogue, dict[str, Any]] = (
         dialogues.annotate(
             **counts,
             jury=Subquery(latest_jury),
@@ -311,6 +311,7 @@ def _candidates(
             *counts,
         )
     )
+    return candidates
 
 
 def _queue_item(row: dict[str, Any]) -> QueueItem | None:

@@ -35,7 +35,7 @@ def upload_dir() -> Path:
 
 def start_import(
     *,
-    upload: UploadedFile,
+    upload: "UploadedFile[bytes]",
     kind: str,
     batch_name: str,
     fmt: str,

@@ -245,12 +245,14 @@ class Patterns:
     @cached_property
     def sizes(self) -> FloatArray:
         """Values per item of each pattern (m)."""
-        return self.counts.sum(axis=1)
+        sizes: FloatArray = self.counts.sum(axis=1)
+        return sizes
 
     @cached_property
     def agreeing_pairs(self) -> FloatArray:
         """Ordered pairs of values on the item that agree: sum over c of c(c-1)."""
-        return (self.counts * (self.counts - 1)).sum(axis=1)
+        pairs: FloatArray = (self.counts * (self.counts - 1)).sum(axis=1)
+        return pairs
 
     @cached_property
     def pair_agreement(self) -> FloatArray:
@@ -302,7 +304,8 @@ def _patterns(counts: IntArray) -> Patterns:
 
 def _percent_batch(p: Patterns, weights: FloatArray) -> FloatArray:
     """Fleiss' P-bar: the mean over items of the share of agreeing rater pairs."""
-    return (weights @ p.pair_agreement) / weights.sum(axis=1)
+    percent: FloatArray = (weights @ p.pair_agreement) / weights.sum(axis=1)
+    return percent
 
 
 def _fleiss_batch(p: Patterns, weights: FloatArray) -> FloatArray:
