@@ -1,6 +1,7 @@
 """Forms of the adjudication pages: the queue's filters and a lead's decision (input
 checks only; the rules live in `annotation.adjudication.services`)."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
@@ -70,6 +71,8 @@ class QueueFilterForm(forms.Form):
 
 
 class DecisionForm(forms.Form):
+    """A lead's decision, as the page posts it and shows it back."""
+
     prompt_label = forms.ChoiceField(
         choices=LabelValue.choices,
         error_messages={"required": "Choose safe, needs caution or unsafe."},
@@ -93,13 +96,25 @@ class DecisionForm(forms.Form):
     # The dialogue to go on to afterwards (the one after this in the queue).
     next = forms.IntegerField(required=False, min_value=1)
 
+    # The fields whose errors the page shows beside them; the others' errors (and
+    # the form's own) are listed at the top.
+    ERRORS_BESIDE = (
+        "prompt_label",
+        "response_label",
+        "categories",
+        "confidence",
+        "reason",
+    )
+
     def __init__(
         self,
         *args: Any,
-        category_names: list[str],
         has_response: bool,
+        category_names: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
+        # `category_names`: those a decision may choose (a form only shown back
+        # checks nothing and needs none).
         super().__init__(*args, **kwargs)
         self.fields["categories"].choices = [(n, n) for n in category_names]  # type: ignore[attr-defined]
         self.has_response = has_response
@@ -122,25 +137,18 @@ class DecisionForm(forms.Form):
             guideline_update=d["guideline_update"],
         )
 
+    def errors_at_top(self) -> list[str]:
+        """The messages of the fields that show no errors of their own, and the
+        form's."""
+        return [
+            str(message)
+            for field, messages in self.errors.items()
+            if field not in self.ERRORS_BESIDE
+            for message in messages
+        ]
 
-def decision_values(data: Any) -> dict[str, Any]:
-    """A posted decision as the form shows it back (a QueryDict or a DecisionIn)."""
-    if isinstance(data, DecisionIn):
-        return {
-            "prompt_label": data.prompt_label,
-            "response_label": data.response_label or "",
-            "categories": list(data.categories),
-            "confidence": data.confidence,
-            "reason": data.reason,
-            "note": data.note,
-            "guideline_update": data.guideline_update,
-        }
-    return {
-        "prompt_label": data.get("prompt_label", ""),
-        "response_label": data.get("response_label", ""),
-        "categories": data.getlist("categories"),
-        "confidence": data.get("confidence", ""),
-        "reason": data.get("reason", ""),
-        "note": data.get("note", ""),
-        "guideline_update": data.get("guideline_update") in ("on", "true", "1"),
-    }
+    def unchecked(self) -> "DecisionForm":
+        """What was posted, as the values of a new form that checks nothing (a
+        decision kept in the form after a reopen, ready to submit)."""
+        initial = {name: self[name].value() for name in self.fields}
+        return DecisionForm(initial=initial, has_response=self.has_response)

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.forms import add_refusal
 from accounts.http import HtmxHttpRequest
 from accounts.permissions import lead_required
 from annotation.adjudication.forms import (
@@ -25,7 +26,6 @@ from annotation.adjudication.forms import (
     REASON_LABELS,
     DecisionForm,
     QueueFilterForm,
-    decision_values,
 )
 from annotation.adjudication.services import (
     AdjudicationConflict,
@@ -44,7 +44,7 @@ from annotation.adjudication.services import (
 )
 from annotation.batches.services import batch_named
 from annotation.labelling.views import category_groups
-from annotation.models import Confidence, LabelValue
+from annotation.models import Confidence, Dialogue, LabelValue
 from taxonomy.models import Category
 
 QUEUE_PAGE = "annotation/adjudication/queue.html"
@@ -52,17 +52,6 @@ CASE_PAGE = "annotation/adjudication/adjudicate.html"
 PER_PAGE = 50
 # What the pages carry from one to the next: the queue's filters and the name toggle.
 CARRIED = ("batch", "category", "reason", "incomplete", "names")
-# The form's fields that show their own errors; others are listed at the top.
-FORM_FIELDS = ("prompt_label", "response_label", "categories", "confidence", "reason")
-EMPTY_DECISION: dict[str, Any] = {
-    "prompt_label": "",
-    "response_label": "",
-    "categories": [],
-    "confidence": "",
-    "reason": "",
-    "note": "",
-    "guideline_update": False,
-}
 
 
 def _carried(params: QueryDict, **changes: str) -> str:
@@ -220,13 +209,12 @@ def _render_case(
     request: HtmxHttpRequest,
     case: DialogueCase,
     *,
-    values: dict[str, Any] | None = None,
-    errors: dict[str, list[str]] | None = None,
+    form: DecisionForm | None = None,
     conflict: str = "",
     version: int | None = None,
 ) -> HttpResponse:
-    """The page; `values` and `errors` show a decision back, `version` is the one
-    the refused form was read at (a fresh read's otherwise)."""
+    """The page; `form` shows a decision back (with its errors), `version` is the
+    one the refused form was read at (a fresh read's otherwise)."""
     dialogue = case.dialogue
     batch = dialogue.batch
     names = request.GET.get("names") == "1"
@@ -234,7 +222,6 @@ def _render_case(
     items = adjudication_queue(**_filters(request.GET))
     position, previous, following = _position(items, dialogue.pk)
     item = next((i for i in items if i.dialogue_id == dialogue.pk), None)
-    errors = errors or {}
     context = {
         "case": case,
         "dialogue": dialogue,
@@ -264,16 +251,9 @@ def _render_case(
             _carried(request.GET),
         ),
         # The form shows while undecided, and after a refusal with what was sent.
-        "show_form": case.current is None or values is not None,
+        "show_form": case.current is None or form is not None,
         "version": case.version if version is None else version,
-        "values": values or EMPTY_DECISION,
-        "errors": errors,
-        "other_errors": [
-            message
-            for field, messages_ in errors.items()
-            if field not in FORM_FIELDS
-            for message in messages_
-        ],
+        "form": form or DecisionForm(has_response=dialogue.has_response),
         "conflict": conflict,
         "groups": category_groups(batch),
         "label_choices": list(zip("123", LabelValue.choices, strict=True)),
@@ -300,10 +280,6 @@ def _rules_hint(case: DialogueCase) -> str:
     return f"safe when the prompt is safe; for an unsafe prompt, {jury}"
 
 
-def _form_errors(form: DecisionForm) -> dict[str, list[str]]:
-    return {field: [str(e) for e in errs] for field, errs in form.errors.items()}
-
-
 def _posted_version(data: QueryDict) -> int | None:
     value = data.get("expected_version", "")
     return int(value) if value.isdigit() else None
@@ -327,14 +303,9 @@ def _go_on(request: HtmxHttpRequest, decided: int, wanted: int | None) -> HttpRe
     return redirect(_case_url(target, request.GET))
 
 
-@require_http_methods(["GET", "POST"])
-@lead_required
-def adjudicate_page(request: HtmxHttpRequest, dialogue_id: int) -> HttpResponse:
-    case = _case(dialogue_id)
-    if request.method == "GET":
-        return _render_case(request, case)
-    dialogue = case.dialogue
-    form = DecisionForm(
+def _decision_form(request: HtmxHttpRequest, dialogue: Dialogue) -> DecisionForm:
+    """The decision posted on the dialogue's page, offering its batch's categories."""
+    return DecisionForm(
         request.POST,
         category_names=[
             entry["category"].name
@@ -343,14 +314,19 @@ def adjudicate_page(request: HtmxHttpRequest, dialogue_id: int) -> HttpResponse:
         ],
         has_response=dialogue.has_response,
     )
-    values = decision_values(request.POST)
+
+
+@require_http_methods(["GET", "POST"])
+@lead_required
+def adjudicate_page(request: HtmxHttpRequest, dialogue_id: int) -> HttpResponse:
+    case = _case(dialogue_id)
+    if request.method == "GET":
+        return _render_case(request, case)
+    dialogue = case.dialogue
+    form = _decision_form(request, dialogue)
     if not form.is_valid():
         return _render_case(
-            request,
-            case,
-            values=values,
-            errors=_form_errors(form),
-            version=_posted_version(request.POST),
+            request, case, form=form, version=_posted_version(request.POST)
         )
     decision = form.decision()
     try:
@@ -361,20 +337,14 @@ def adjudicate_page(request: HtmxHttpRequest, dialogue_id: int) -> HttpResponse:
             expected_version=form.cleaned_data["expected_version"],
         )
     except AdjudicationInvalid as refused:
+        add_refusal(form, refused.by_field())
         return _render_case(
-            request,
-            case,
-            values=values,
-            errors=refused.by_field(),
-            version=form.cleaned_data["expected_version"],
+            request, case, form=form, version=form.cleaned_data["expected_version"]
         )
     except AdjudicationConflict as conflict:
         # Read again: the page shows the decision in force, with ours kept.
         return _render_case(
-            request,
-            _case(dialogue.pk),
-            values=decision_values(conflict.submitted),
-            conflict=str(conflict),
+            request, _case(dialogue.pk), form=form, conflict=str(conflict)
         )
     except NotAdjudicated as gone:
         raise Http404(str(gone)) from gone
@@ -403,9 +373,9 @@ def reopen_page(request: HtmxHttpRequest, dialogue_id: int) -> HttpResponse:
             f"Reopened {dialogue.external_id}. Your decision is still in the form: "
             "submit it to put it in force.",
         )
-        return _render_case(
-            request, _case(dialogue_id), values=decision_values(request.POST)
-        )
+        posted = DecisionForm(request.POST, has_response=dialogue.has_response)
+        kept = posted.unchecked()
+        return _render_case(request, _case(dialogue_id), form=kept)
     messages.success(
         request,
         f"Reopened {dialogue.external_id}: its votes decide until a lead decides it "

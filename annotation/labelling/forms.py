@@ -1,5 +1,6 @@
 """The annotator's vote form: parsing only; the rules are in `annotation.labelling.queue`."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
@@ -19,7 +20,11 @@ class VoteForm(forms.Form):
     comment = forms.CharField(required=False, max_length=2000)
     time_spent_ms = forms.IntegerField(required=False, min_value=0)
 
-    def __init__(self, *args: Any, category_names: list[str], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, category_names: Sequence[str] = (), **kwargs: Any
+    ) -> None:
+        # `category_names`: those a vote may choose (a form only shown, an empty
+        # vote or a label to edit, checks nothing and needs none).
         super().__init__(*args, **kwargs)
         self.fields["categories"].choices = [(n, n) for n in category_names]  # type: ignore[attr-defined]
 

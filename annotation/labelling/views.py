@@ -18,6 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
+from accounts.forms import add_refusal
 from accounts.http import HtmxHttpRequest
 from annotation.labelling.forms import FlagForm, SkipForm, VoteForm
 from annotation.labelling.guidelines import render_instructions
@@ -87,10 +88,11 @@ def workspace_context(
     dialogue: Dialogue | None,
     reservation: Reservation | None = None,
     nothing: NothingToDo | None = None,
-    values: dict[str, Any] | None = None,
-    errors: dict[str, list[str]] | None = None,
+    form: VoteForm | None = None,
     editing: Label | None = None,
 ) -> dict[str, Any]:
+    """The page; `form` is a vote shown back (refused, or a label to edit), an empty
+    one otherwise."""
     batch = dialogue.batch if dialogue else None
     progress = my_progress(request.user)
     return {
@@ -104,8 +106,7 @@ def workspace_context(
         "ask_response": bool(
             dialogue and dialogue.batch.asks_response_label and dialogue.has_response
         ),
-        "values": values or {"label": "", "response_label": "", "categories": []},
-        "errors": errors or {},
+        "form": form or VoteForm(),
         "editing": editing,
         "progress": progress,
         "in_batch": progress.in_batch(batch.name) if batch else 0,
@@ -190,32 +191,21 @@ def submit(request: HtmxHttpRequest, dialogue_id: int) -> HttpResponse:
     form = VoteForm(
         request.POST, category_names=dialogue.batch.taxonomy.offered_category_names()
     )
-    values = {
-        "label": request.POST.get("label", ""),
-        "response_label": request.POST.get("response_label", ""),
-        "categories": request.POST.getlist("categories"),
-        "other_text": request.POST.get("other_text", ""),
-        "comment": request.POST.get("comment", ""),
-    }
-    if not form.is_valid():
-        errors = {field: [str(e) for e in errs] for field, errs in form.errors.items()}
-        return render_workspace(
-            request, dialogue=dialogue, values=values, errors=errors
-        )
-    try:
-        submit_label(
-            annotator=request.user,
-            dialogue_id=dialogue.pk,
-            vote=form.vote(),
-            time_spent_ms=form.cleaned_data["time_spent_ms"],
-        )
-    except VoteInvalid as error:
-        return render_workspace(
-            request, dialogue=dialogue, values=values, errors=error.by_field()
-        )
-    except QueueError as error:
-        return _after_post(request, str(error), "error")
-    return _after_post(request, "Saved.")
+    if form.is_valid():
+        try:
+            submit_label(
+                annotator=request.user,
+                dialogue_id=dialogue.pk,
+                vote=form.vote(),
+                time_spent_ms=form.cleaned_data["time_spent_ms"],
+            )
+        except VoteInvalid as error:
+            add_refusal(form, error.by_field())
+        except QueueError as error:
+            return _after_post(request, str(error), "error")
+        else:
+            return _after_post(request, "Saved.")
+    return render_workspace(request, dialogue=dialogue, form=form)
 
 
 @require_POST
@@ -274,16 +264,13 @@ def undo(request: HtmxHttpRequest) -> HttpResponse:
 
 
 def _edit_page(
-    request: HtmxHttpRequest,
-    label: Label,
-    errors: dict[str, list[str]] | None = None,
-    values: dict[str, Any] | None = None,
+    request: HtmxHttpRequest, label: Label, form: VoteForm | None = None
 ) -> HttpResponse:
+    """The workspace on one's own label: as stored, or as `form` sent it back."""
     return render_workspace(
         request,
         dialogue=label.dialogue,
-        values=values or vote_snapshot(label),
-        errors=errors,
+        form=form or VoteForm(initial=vote_snapshot(label)),
         editing=label,
     )
 
@@ -298,23 +285,16 @@ def edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         request.POST,
         category_names=label.dialogue.batch.taxonomy.offered_category_names(),
     )
-    values = {
-        "label": request.POST.get("label", ""),
-        "response_label": request.POST.get("response_label", ""),
-        "categories": request.POST.getlist("categories"),
-        "other_text": request.POST.get("other_text", ""),
-        "comment": request.POST.get("comment", ""),
-    }
-    if not form.is_valid():
-        errors = {field: [str(e) for e in errs] for field, errs in form.errors.items()}
-        return _edit_page(request, label, errors, values)
-    try:
-        edit_label(annotator=request.user, label_id=label.pk, vote=form.vote())
-    except VoteInvalid as error:
-        return _edit_page(request, label, error.by_field(), values)
-    except QueueError as error:
-        return _after_post(request, str(error), "error")
-    return _after_post(request, "Your label was updated.")
+    if form.is_valid():
+        try:
+            edit_label(annotator=request.user, label_id=label.pk, vote=form.vote())
+        except VoteInvalid as error:
+            add_refusal(form, error.by_field())
+        except QueueError as error:
+            return _after_post(request, str(error), "error")
+        else:
+            return _after_post(request, "Your label was updated.")
+    return _edit_page(request, label, form)
 
 
 @require_GET

@@ -258,6 +258,57 @@ def test_undo_reopens_my_last_label_and_edits_are_kept(
     assert edit.edited_by == anna
 
 
+def test_the_edit_page_shows_my_vote_and_a_refused_edit_keeps_both(
+    anna_client: Client, anna: User, batch
+) -> None:
+    # given anna's vote: unsafe for Violence and Other, with its text and a comment
+    DialogueFactory(batch=batch)
+    anna_client.get("/work/")
+    anna_client.post(
+        f"/work/{reserved_id(anna)}/submit/",
+        {
+            "label": "unsafe",
+            "categories": ["Violence", "Other"],
+            "other_text": "revenge",
+            "comment": "first read",
+        },
+        **HX,
+    )
+    label = Label.objects.get(annotator=anna)
+
+    # when she opens it for editing, then the form shows it as stored
+    html = anna_client.get(f"/work/labels/{label.pk}/").content.decode()
+    assert 'value="unsafe" data-hotkey="3" checked' in html
+    assert 'value="Violence" data-hotkey="a"' in html
+    assert html.count("checked") == 3
+    assert 'name="other_text" maxlength="500" value="revenge"' in html
+    assert ">first read</textarea>" in html
+    assert "The label was not saved" not in html
+
+    # when she sends an edit the rules refuse (Other without its text)
+    html = anna_client.post(
+        f"/work/labels/{label.pk}/",
+        {"label": "unsafe", "categories": ["Other"], "comment": "second read"},
+        **HX,
+    ).content.decode()
+
+    # then the form shows what she sent, the refused field says why
+    assert "The label was not saved: fix the fields marked below." in html
+    assert "<p>is required when Other is chosen</p>" in html
+    assert 'name="other_text" maxlength="500" value=""' in html
+    assert ">second read</textarea>" in html
+    assert html.count("checked") == 2
+    # and the stored vote is as it was, with no edit recorded
+    label.refresh_from_db()
+    assert (label.label, label.other_text, label.comment) == (
+        "unsafe",
+        "revenge",
+        "first read",
+    )
+    assert label.ordered_category_names() == ["Violence", "Other"]
+    assert not LabelEdit.objects.exists()
+
+
 def test_history_lists_only_my_labels_and_locks_adjudicated_ones(
     anna_client: Client, anna: User, batch
 ) -> None:
