@@ -21,6 +21,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from accounts.ordering import natural_sorted
+from annotation.rules.labels import LABELS, NEEDS_CAUTION, SAFE, UNSAFE
 
 Report = Mapping[str, Any]
 
@@ -39,9 +40,8 @@ SKY = "#56b4e9"  # Okabe-Ito sky blue
 ORANGE = "#e69f00"  # Okabe-Ito orange
 VERMILLION = "#d55e00"  # Okabe-Ito vermillion
 PURPLE = "#cc79a7"  # Okabe-Ito reddish purple
-LABELS = ("safe", "needs_caution", "unsafe")
-LABEL_NAMES = {"safe": "safe", "needs_caution": "needs caution", "unsafe": "unsafe"}
-LABEL_COLOURS = {"safe": "#009e73", "needs_caution": "#f0e442", "unsafe": VERMILLION}
+LABEL_NAMES = {SAFE: "safe", NEEDS_CAUTION: "needs caution", UNSAFE: "unsafe"}
+LABEL_COLOURS = {SAFE: "#009e73", NEEDS_CAUTION: "#f0e442", UNSAFE: VERMILLION}
 DECISION_NAMES = {"needs_review": "needs review"}
 # ColorBrewer RdBu, 7 classes, from kappa -1 to 1 (colour-blind safe, diverging).
 DIVERGING = (
@@ -371,6 +371,186 @@ def _pair_kappa(
     return float(value), ""
 
 
+@dataclass(frozen=True)
+class _Grid:
+    """Where the heat map's cells, names and legend go, from the number of names."""
+
+    n: int
+    cell: int
+    value_size: int
+    left: float  # the cells' left edge, right of the row names
+    top: float  # the cells' top edge, below the slanted column names
+    limit: int = 20
+
+    @classmethod
+    def of(cls, names: Sequence[str], limit: int = 20) -> "_Grid":
+        n = len(names)
+        cell = 56 if n <= 6 else max(24, 380 // n)
+        return cls(
+            n=n,
+            cell=cell,
+            value_size=13 if cell >= 44 else 11 if cell >= 34 else 9,
+            left=_label_width(names, limit, extra=26),
+            # Room for the slanted column names (bold and signed when warned).
+            top=(max(min(len(x), limit) for x in names) + 2) * CHAR * 0.78 + 24,
+            limit=limit,
+        )
+
+    @property
+    def side(self) -> int:
+        return self.n * self.cell
+
+    @property
+    def legend_x(self) -> float:
+        return self.left + self.side + 32
+
+    @property
+    def legend_y(self) -> float:
+        return self.top + 24  # below its title, clear of the slanted column names
+
+    @property
+    def legend_h(self) -> int:
+        return max(self.side - 24, 150)
+
+    @property
+    def key_y(self) -> float:
+        return self.legend_y + self.legend_h + 14  # the hatching's key, below the scale
+
+
+def _heatmap_defs() -> SafeString:
+    """The hatching of undefined cells and the gradient of the colour scale."""
+    return format_html(
+        '<defs><pattern id="kappa-hatch" width="6" height="6" '
+        'patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
+        '<rect width="6" height="6" fill="{}"/>'
+        '<line x1="0" y1="0" x2="0" y2="6" stroke="{}" stroke-width="2"/>'
+        "</pattern>"
+        '<linearGradient id="kappa-scale" x1="0" y1="0" x2="0" y2="1">{}'
+        "</linearGradient></defs>",
+        NULL_FILL,
+        HATCH,
+        _join(
+            _el("stop", offset=f"{(1 - v) / 2:.3f}", stop_color=diverging(v))
+            for v, _ in reversed(DIVERGING)
+        ),
+    )
+
+
+def _heatmap_columns(
+    names: Sequence[str], warned: Mapping[str, list[str]], grid: _Grid
+) -> list[SafeString]:
+    """The column names, slanted above the cells."""
+    parts = []
+    for j, col in enumerate(names):
+        x, y = grid.left + j * grid.cell + grid.cell / 2, grid.top - 8
+        style: dict[str, object] = {"transform": f"rotate(-45 {x:.1f} {y:.1f})"}
+        if col in warned:
+            style |= {"fill": WARN, "font_weight": "700"}
+        label = _text(x, y, _name_label(col, warned, grid.limit), **style)
+        parts.append(_group(col, label))
+    return parts
+
+
+def _heatmap_cell(
+    report: Report,
+    reasons: Mapping[tuple[str, str], str],
+    row: str,
+    col: str,
+    x: float,
+    y: float,
+    grid: _Grid,
+) -> SafeString:
+    """One cell: the same annotator, a kappa in its colour, or hatched with why."""
+    cell = grid.cell
+    box = {"x": float(x), "y": float(y), "width": cell, "height": cell}
+    centre = {
+        "text_anchor": "middle",
+        "dominant_baseline": "central",
+        "font_size": grid.value_size,
+    }
+    mid_x, mid_y = x + cell / 2, y + cell / 2
+    if row == col:
+        return _group(
+            f"{row} (the same annotator)",
+            _el("rect", **box, fill="#ffffff", stroke=GRID),
+            _text(mid_x, mid_y, "—", fill=MUTED, **centre),
+        )
+    value, reason = _pair_kappa(report, reasons, row, col)
+    if value is None:
+        return _group(
+            f"{row} with {col}: not defined: {reason}",
+            _el("rect", **box, fill="url(#kappa-hatch)", stroke="#ffffff"),
+            _text(mid_x, mid_y, "n/a", fill=INK, **centre),
+            class_="null-cell",
+        )
+    return _group(
+        f"{row} with {col}: kappa {value:.3f}",
+        _el("rect", **box, fill=diverging(value), stroke="#ffffff"),
+        _text(mid_x, mid_y, f"{value:.2f}", fill=_ink_on_diverging(value), **centre),
+    )
+
+
+def _heatmap_rows(
+    report: Report, names: Sequence[str], warned: Mapping[str, list[str]], grid: _Grid
+) -> list[SafeString]:
+    """Each row: the annotator's name, its cells, and an outline when warned."""
+    reasons = _pair_reasons(report)
+    parts = []
+    for i, row in enumerate(names):
+        y = grid.top + i * grid.cell
+        parts.append(
+            _row_label(grid.left - 10, y + grid.cell / 2, row, warned, grid.limit)
+        )
+        for j, col in enumerate(names):
+            x = grid.left + j * grid.cell
+            parts.append(_heatmap_cell(report, reasons, row, col, x, y, grid))
+        if row in warned:
+            outline = _el(
+                "rect",
+                x=grid.left - 1.5,
+                y=y + 1.5,
+                width=grid.side + 3,
+                height=grid.cell - 3,
+                fill="none",
+                stroke=WARN,
+                stroke_width=2.5,
+                class_="warned-row",
+            )
+            parts.append(outline)
+    return parts
+
+
+def _heatmap_legend(grid: _Grid) -> list[SafeString]:
+    """The colour scale with its ticks, and the key to the hatching."""
+    x, y, h = grid.legend_x, grid.legend_y, grid.legend_h
+    parts = [
+        _text(x, grid.top + 10, "kappa", font_weight="700"),
+        _el(
+            "rect", x=x, y=y, width=14, height=h, fill="url(#kappa-scale)", stroke=GRID
+        ),
+    ]
+    for v in (1.0, 0.5, 0.0, -0.5, -1.0):
+        ty = y + (1 - v) / 2 * h
+        parts += [
+            _el("line", x1=x + 14, x2=x + 18, y1=ty, y2=ty, stroke=MUTED),
+            _text(x + 22, ty, f"{v:g}", dominant_baseline="central", fill=MUTED),
+        ]
+    key_y = grid.key_y
+    return [
+        *parts,
+        _el(
+            "rect",
+            x=x,
+            y=key_y,
+            width=14,
+            height=14,
+            fill="url(#kappa-hatch)",
+            stroke=GRID,
+        ),
+        _text(x + 20, key_y + 7, "not defined", dominant_baseline="central"),
+    ]
+
+
 def kappa_heatmap(report: Report) -> SafeString:
     """Annotator x annotator Cohen's kappa (3-way label) as a heat map; warned
     annotators outlined; undefined cells hatched with the reason in the tooltip."""
@@ -378,133 +558,15 @@ def kappa_heatmap(report: Report) -> SafeString:
     names = _names(report)
     if not names:
         return _empty(slug, title, "No human votes yet.")
-    warned, reasons = _warned(report), _pair_reasons(report)
-    n, limit = len(names), 20
-    cell = 56 if n <= 6 else max(24, 380 // n)
-    value_size = 13 if cell >= 44 else 11 if cell >= 34 else 9
-    left = _label_width(names, limit, extra=26)
-    # Room for the slanted column names (bold and signed when warned).
-    top = (max(min(len(x), limit) for x in names) + 2) * CHAR * 0.78 + 24
-    side = n * cell
-    legend_x = left + side + 32
-    legend_h = max(side - 24, 150)
-    legend_y = top + 24  # below its title, clear of the slanted column names
-    parts: list[SafeString] = [
-        format_html(
-            '<defs><pattern id="kappa-hatch" width="6" height="6" '
-            'patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
-            '<rect width="6" height="6" fill="{}"/>'
-            '<line x1="0" y1="0" x2="0" y2="6" stroke="{}" stroke-width="2"/>'
-            "</pattern>"
-            '<linearGradient id="kappa-scale" x1="0" y1="0" x2="0" y2="1">{}'
-            "</linearGradient></defs>",
-            NULL_FILL,
-            HATCH,
-            _join(
-                _el("stop", offset=f"{(1 - v) / 2:.3f}", stop_color=diverging(v))
-                for v, _ in reversed(DIVERGING)
-            ),
-        )
+    warned, grid = _warned(report), _Grid.of(names)
+    parts = [
+        _heatmap_defs(),
+        *_heatmap_columns(names, warned, grid),
+        *_heatmap_rows(report, names, warned, grid),
+        *_heatmap_legend(grid),
     ]
-    for j, col in enumerate(names):
-        x, y = left + j * cell + cell / 2, top - 8
-        style: dict[str, object] = {"transform": f"rotate(-45 {x:.1f} {y:.1f})"}
-        if col in warned:
-            style |= {"fill": WARN, "font_weight": "700"}
-        parts.append(_group(col, _text(x, y, _name_label(col, warned, limit), **style)))
-    for i, row in enumerate(names):
-        y = top + i * cell
-        parts.append(_row_label(left - 10, y + cell / 2, row, warned, limit))
-        for j, col in enumerate(names):
-            x = left + j * cell
-            box = {"x": float(x), "y": float(y), "width": cell, "height": cell}
-            centre = {
-                "text_anchor": "middle",
-                "dominant_baseline": "central",
-                "font_size": value_size,
-            }
-            mid_x, mid_y = x + cell / 2, y + cell / 2
-            if row == col:
-                parts.append(
-                    _group(
-                        f"{row} (the same annotator)",
-                        _el("rect", **box, fill="#ffffff", stroke=GRID),
-                        _text(mid_x, mid_y, "—", fill=MUTED, **centre),
-                    )
-                )
-                continue
-            value, reason = _pair_kappa(report, reasons, row, col)
-            if value is None:
-                parts.append(
-                    _group(
-                        f"{row} with {col}: not defined: {reason}",
-                        _el("rect", **box, fill="url(#kappa-hatch)", stroke="#ffffff"),
-                        _text(mid_x, mid_y, "n/a", fill=INK, **centre),
-                        class_="null-cell",
-                    )
-                )
-            else:
-                parts.append(
-                    _group(
-                        f"{row} with {col}: kappa {value:.3f}",
-                        _el("rect", **box, fill=diverging(value), stroke="#ffffff"),
-                        _text(
-                            mid_x,
-                            mid_y,
-                            f"{value:.2f}",
-                            fill=_ink_on_diverging(value),
-                            **centre,
-                        ),
-                    )
-                )
-        if row in warned:
-            parts.append(
-                _el(
-                    "rect",
-                    x=left - 1.5,
-                    y=y + 1.5,
-                    width=side + 3,
-                    height=cell - 3,
-                    fill="none",
-                    stroke=WARN,
-                    stroke_width=2.5,
-                    class_="warned-row",
-                )
-            )
-    # The colour scale, and the key to the hatching.
-    parts += [
-        _text(legend_x, top + 10, "kappa", font_weight="700"),
-        _el(
-            "rect",
-            x=legend_x,
-            y=legend_y,
-            width=14,
-            height=legend_h,
-            fill="url(#kappa-scale)",
-            stroke=GRID,
-        ),
-    ]
-    for v in (1.0, 0.5, 0.0, -0.5, -1.0):
-        ty = legend_y + (1 - v) / 2 * legend_h
-        parts += [
-            _el("line", x1=legend_x + 14, x2=legend_x + 18, y1=ty, y2=ty, stroke=MUTED),
-            _text(legend_x + 22, ty, f"{v:g}", dominant_baseline="central", fill=MUTED),
-        ]
-    key_y = legend_y + legend_h + 14
-    parts += [
-        _el(
-            "rect",
-            x=legend_x,
-            y=key_y,
-            width=14,
-            height=14,
-            fill="url(#kappa-hatch)",
-            stroke=GRID,
-        ),
-        _text(legend_x + 20, key_y + 7, "not defined", dominant_baseline="central"),
-    ]
-    width = max(legend_x + 110, left + side + top - 12)
-    return _svg(slug, title, width, key_y + 24, *parts)
+    width = max(grid.legend_x + 110, grid.left + grid.side + grid.top - 12)
+    return _svg(slug, title, width, grid.key_y + 24, *parts)
 
 
 def kappa_numbers(report: Report) -> SafeString:
@@ -546,15 +608,40 @@ def _alpha_rows(report: Report) -> list[tuple[str, Mapping[str, Any] | None, boo
     return rows
 
 
-def alpha_bars(report: Report) -> SafeString:
-    """Krippendorff's alpha per label and per category, bars with 95% intervals."""
-    slug = "alpha-bars"
-    title = "Krippendorff's alpha per label and category, with 95% intervals"
-    rows = _alpha_rows(report)
-    limit, row_h, bar_h = 34, 26, 14
-    label_w = _label_width([name for name, _, _ in rows], limit)
-    plot_x, plot_w = label_w, 460.0
-    value_x = plot_x + plot_w + 18
+@dataclass(frozen=True)
+class _AlphaPlot:
+    """The alpha chart's scale (lo .. 1 across `plot_w`) and where its rows go."""
+
+    plot_x: float
+    lo: float
+    ys: tuple[float, ...]  # each row's top
+    n_label_rows: int
+    bottom: float
+    top: int = 36
+    row_h: int = 26
+    plot_w: float = 460.0
+    hi: float = 1.0
+
+    @property
+    def value_x(self) -> float:
+        return self.plot_x + self.plot_w + 18
+
+    @property
+    def has_categories(self) -> bool:
+        return len(self.ys) > self.n_label_rows
+
+    def x_of(self, v: float) -> float:
+        span = self.hi - self.lo
+        return (
+            self.plot_x + (min(max(v, self.lo), self.hi) - self.lo) / span * self.plot_w
+        )
+
+
+def _alpha_plot(
+    rows: Sequence[tuple[str, Mapping[str, Any] | None, bool]], limit: int
+) -> _AlphaPlot:
+    """The scale reaches down to the lowest alpha or interval (0 at least), in steps
+    of 0.2; the categories come under a heading of their own."""
     lows = [0.0]
     for _, s, _ in rows:
         if s is not None and s.get("krippendorff_alpha") is not None:
@@ -562,82 +649,158 @@ def alpha_bars(report: Report) -> SafeString:
             ci = (s.get("ci95") or {}).get("krippendorff_alpha")
             if ci:
                 lows.append(ci[0])
-    lo, hi = max(-1.0, floor(min(lows) * 5) / 5), 1.0
-
-    def x_of(v: float) -> float:
-        return plot_x + (min(max(v, lo), hi) - lo) / (hi - lo) * plot_w
-
-    top = 36
+    top, row_h = 36, 26
     n_label_rows = sum(1 for _, _, is_label in rows if is_label)
-    has_categories = len(rows) > n_label_rows
     ys, y = [], float(top)
     for i in range(len(rows)):
-        if i == n_label_rows and has_categories:
+        if i == n_label_rows and len(rows) > n_label_rows:
             y += row_h  # room for the "Categories" heading
         ys.append(y)
         y += row_h
-    bottom = y
-    parts: list[SafeString] = []
-    for i, y in enumerate(ys):
-        if i % 2 == 0:
-            parts.append(
-                _el("rect", x=0.0, y=y, width=value_x + 200, height=row_h, fill=STRIPE)
-            )
-    if has_categories:
-        parts.append(
-            _text(
-                8,
-                ys[n_label_rows] - row_h / 2,
-                "Categories (chosen or not, per vote)",
-                font_weight="700",
-                fill=MUTED,
-                dominant_baseline="central",
-            )
+    return _AlphaPlot(
+        plot_x=_label_width([name for name, _, _ in rows], limit),
+        lo=max(-1.0, floor(min(lows) * 5) / 5),
+        ys=tuple(ys),
+        n_label_rows=n_label_rows,
+        bottom=y,
+        top=top,
+        row_h=row_h,
+    )
+
+
+def _alpha_grid(plot: _AlphaPlot) -> list[SafeString]:
+    """Striped rows, the categories' heading, and the vertical grid with its ticks."""
+    parts = [
+        _el(
+            "rect", x=0.0, y=y, width=plot.value_x + 200, height=plot.row_h, fill=STRIPE
         )
-    for tick in _ticks(lo, hi):
-        tx = x_of(tick)
+        for i, y in enumerate(plot.ys)
+        if i % 2 == 0
+    ]
+    if plot.has_categories:
+        heading = _text(
+            8,
+            plot.ys[plot.n_label_rows] - plot.row_h / 2,
+            "Categories (chosen or not, per vote)",
+            font_weight="700",
+            fill=MUTED,
+            dominant_baseline="central",
+        )
+        parts.append(heading)
+    for tick in _ticks(plot.lo, plot.hi):
+        tx = plot.x_of(tick)
+        stroke = INK if abs(tick) < 1e-9 else GRID
         parts += [
             _el(
-                "line",
-                x1=tx,
-                x2=tx,
-                y1=float(top),
-                y2=bottom,
-                stroke=INK if abs(tick) < 1e-9 else GRID,
+                "line", x1=tx, x2=tx, y1=float(plot.top), y2=plot.bottom, stroke=stroke
             ),
-            _text(tx, bottom + 16, f"{tick:.1f}", text_anchor="middle", fill=MUTED),
+            _text(
+                tx, plot.bottom + 16, f"{tick:.1f}", text_anchor="middle", fill=MUTED
+            ),
         ]
+    return parts
+
+
+def _alpha_thresholds(plot: _AlphaPlot) -> list[SafeString]:
+    """Krippendorff's two thresholds as dashed lines, and the values' column head."""
+    parts: list[SafeString] = []
     for value, anchor, text in (
         (ALPHA_TENTATIVE, "end", "0.667 tentative"),
         (ALPHA_RELIABLE, "start", "0.8 reliable"),
     ):
-        tx = x_of(value)
+        tx = plot.x_of(value)
         parts += [
             _el(
                 "line",
                 x1=tx,
                 x2=tx,
-                y1=top - 6.0,
-                y2=bottom,
+                y1=plot.top - 6.0,
+                y2=plot.bottom,
                 stroke=MUTED,
                 stroke_dasharray="4 3",
             ),
             _text(
                 tx + (-3 if anchor == "end" else 3),
-                top - 10,
+                plot.top - 10,
                 text,
                 text_anchor=anchor,
                 font_size=11,
                 fill=MUTED,
             ),
         ]
-    parts.append(
-        _text(value_x, top - 10, "alpha  [95% interval]", font_size=11, fill=MUTED)
+    head = "alpha  [95% interval]"
+    parts.append(_text(plot.value_x, plot.top - 10, head, font_size=11, fill=MUTED))
+    return parts
+
+
+def _alpha_undefined(
+    name: str, s: Mapping[str, Any] | None, mid: float, plot: _AlphaPlot
+) -> SafeString:
+    """Why a row's alpha is not defined, cut to the room left (whole in the tooltip)."""
+    why = f"not defined: {_reason(s, 'krippendorff_alpha')}"
+    fits = int((plot.value_x + 180 - plot.x_of(0)) / (CHAR - 0.8))
+    return _group(
+        f"{name}: {why}",
+        _text(
+            plot.x_of(0) + 6,
+            mid,
+            why if len(why) <= fits else why[: fits - 1] + "…",
+            dominant_baseline="central",
+            fill=MUTED,
+            font_style="italic",
+            font_size=11,
+            class_="undefined",
+        ),
     )
-    for (name, s, is_label), y in zip(rows, ys, strict=True):
-        mid = y + row_h / 2
+
+
+def _alpha_marks(
+    name: str, s: Mapping[str, Any], alpha: float, mid: float, plot: _AlphaPlot
+) -> SafeString:
+    """A row's bar from 0 to alpha, its interval's whisker and its values."""
+    ci = (s.get("ci95") or {}).get("krippendorff_alpha")
+    x0, x1 = plot.x_of(min(0.0, alpha)), plot.x_of(max(0.0, alpha))
+    bar_h = 14
+    marks = [
+        _el(
+            "rect",
+            x=x0,
+            y=mid - bar_h / 2,
+            width=max(x1 - x0, 1.5),
+            height=bar_h,
+            fill=SKY if alpha >= 0 else PURPLE,
+        )
+    ]
+    if ci:
+        marks += _whisker(plot.x_of(ci[0]), plot.x_of(ci[1]), mid, INK)
+    marks.append(
+        _text(
+            plot.value_x,
+            mid,
+            f"{alpha:.3f}  {fmt_interval(ci) if ci else ''}",
+            dominant_baseline="central",
+            style="font-variant-numeric: tabular-nums",
+        )
+    )
+    tooltip = f"{name}: alpha {alpha:.3f}"
+    if ci:
+        tooltip += f", 95% interval {fmt_interval(ci)}"
+    if "n_items" in s:
+        tooltip += f", {s['n_items']} dialogues"
+    return _group(tooltip, *marks)
+
+
+def alpha_bars(report: Report) -> SafeString:
+    """Krippendorff's alpha per label and per category, bars with 95% intervals."""
+    slug = "alpha-bars"
+    title = "Krippendorff's alpha per label and category, with 95% intervals"
+    rows, limit = _alpha_rows(report), 34
+    plot = _alpha_plot(rows, limit)
+    parts = [*_alpha_grid(plot), *_alpha_thresholds(plot)]
+    for (name, s, is_label), y in zip(rows, plot.ys, strict=True):
+        mid = y + plot.row_h / 2
         label = _text(
-            plot_x - 10,
+            plot.plot_x - 10,
             mid,
             _short(name, limit),
             text_anchor="end",
@@ -646,64 +809,18 @@ def alpha_bars(report: Report) -> SafeString:
         )
         parts.append(_group(name, label))
         alpha = None if s is None else s.get("krippendorff_alpha")
-        if alpha is None:
-            why = f"not defined: {_reason(s, 'krippendorff_alpha')}"
-            fits = int((value_x + 180 - x_of(0)) / (CHAR - 0.8))  # the rest: tooltip
-            parts.append(
-                _group(
-                    f"{name}: {why}",
-                    _text(
-                        x_of(0) + 6,
-                        mid,
-                        why if len(why) <= fits else why[: fits - 1] + "…",
-                        dominant_baseline="central",
-                        fill=MUTED,
-                        font_style="italic",
-                        font_size=11,
-                        class_="undefined",
-                    ),
-                )
-            )
-            continue
-        ci = (s.get("ci95") or {}).get("krippendorff_alpha") if s else None
-        x0, x1 = x_of(min(0.0, alpha)), x_of(max(0.0, alpha))
-        marks = [
-            _el(
-                "rect",
-                x=x0,
-                y=mid - bar_h / 2,
-                width=max(x1 - x0, 1.5),
-                height=bar_h,
-                fill=SKY if alpha >= 0 else PURPLE,
-            )
-        ]
-        if ci:
-            marks += _whisker(x_of(ci[0]), x_of(ci[1]), mid, INK)
-        marks.append(
-            _text(
-                value_x,
-                mid,
-                f"{alpha:.3f}  {fmt_interval(ci) if ci else ''}",
-                dominant_baseline="central",
-                style="font-variant-numeric: tabular-nums",
-            )
-        )
-        tooltip = f"{name}: alpha {alpha:.3f}"
-        if ci:
-            tooltip += f", 95% interval {fmt_interval(ci)}"
-        if s and "n_items" in s:
-            tooltip += f", {s['n_items']} dialogues"
-        parts.append(_group(tooltip, *marks))
-    parts.append(
-        _text(
-            plot_x + plot_w / 2,
-            bottom + 34,
-            "Krippendorff's alpha",
-            text_anchor="middle",
-            fill=MUTED,
-        )
+        if s is None or alpha is None:
+            parts.append(_alpha_undefined(name, s, mid, plot))
+        else:
+            parts.append(_alpha_marks(name, s, alpha, mid, plot))
+    axis = _text(
+        plot.plot_x + plot.plot_w / 2,
+        plot.bottom + 34,
+        "Krippendorff's alpha",
+        text_anchor="middle",
+        fill=MUTED,
     )
-    return _svg(slug, title, value_x + 190, bottom + 44, *parts)
+    return _svg(slug, title, plot.value_x + 190, plot.bottom + 44, *parts, axis)
 
 
 def alpha_numbers(report: Report) -> SafeString:
@@ -760,6 +877,62 @@ def _distributions(report: Report) -> list[tuple[str, dict[str, int]]]:
     return [("All annotators", total), *rows] if rows else []
 
 
+def _label_legend(x: float) -> list[SafeString]:
+    """A swatch and the name of each label, in a line above the bars."""
+    parts: list[SafeString] = []
+    for key in LABELS:
+        parts += [
+            _el("rect", x=x, y=8.0, width=14, height=14, fill=LABEL_COLOURS[key]),
+            _text(x + 20, 15, LABEL_NAMES[key], dominant_baseline="central"),
+        ]
+        x += 20 + len(LABEL_NAMES[key]) * CHAR + 22
+    return parts
+
+
+def _label_segments(
+    name: str, counts: Mapping[str, int], x: float, y: float, row_h: int, bar_w: float
+) -> list[SafeString]:
+    """One row's bar: a segment per label in proportion, with its share where it
+    fits."""
+    total = sum(counts.values())
+    mid = y + row_h / 2
+    parts = []
+    for key in LABELS:
+        share = counts[key] / total
+        w = share * bar_w
+        if w <= 0:
+            continue
+        segment = [
+            _el(
+                "rect",
+                x=x,
+                y=y + 4,
+                width=w,
+                height=row_h - 8.0,
+                fill=LABEL_COLOURS[key],
+                stroke="#ffffff",
+            )
+        ]
+        if w >= 38:
+            segment.append(
+                _text(
+                    x + w / 2,
+                    mid,
+                    f"{share * 100:.0f}%",
+                    text_anchor="middle",
+                    dominant_baseline="central",
+                    font_weight="600",
+                    fill=INK,
+                )
+            )
+        tooltip = (
+            f"{name}: {counts[key]} {LABEL_NAMES[key]} of {total} ({share * 100:.1f}%)"
+        )
+        parts.append(_group(tooltip, *segment))
+        x += w
+    return parts
+
+
 def label_distribution(report: Report) -> SafeString:
     """Each annotator's labels as shares of safe / needs caution / unsafe."""
     slug = "label-distribution"
@@ -770,16 +943,10 @@ def label_distribution(report: Report) -> SafeString:
     warned, limit, row_h = _warned(report), 20, 28
     label_w = _label_width([name for name, _ in rows], limit, extra=26)
     bar_x, bar_w, top = label_w, 520.0, 34
-    parts: list[SafeString] = []
-    lx = bar_x
-    for key in LABELS:
-        parts += [
-            _el("rect", x=lx, y=8.0, width=14, height=14, fill=LABEL_COLOURS[key]),
-            _text(lx + 20, 15, LABEL_NAMES[key], dominant_baseline="central"),
-        ]
-        lx += 20 + len(LABEL_NAMES[key]) * CHAR + 22
+    central = {"dominant_baseline": "central"}
+    parts = _label_legend(bar_x)
     for i, (name, counts) in enumerate(rows):
-        y = top + i * row_h + (8 if i else 0)
+        y = top + i * row_h + (8 if i else 0)  # the total apart from the annotators
         mid = y + row_h / 2
         if i == 0:
             parts.append(
@@ -788,7 +955,7 @@ def label_distribution(report: Report) -> SafeString:
                     mid,
                     name,
                     text_anchor="end",
-                    dominant_baseline="central",
+                    **central,
                     font_weight="700",
                 )
             )
@@ -796,60 +963,12 @@ def label_distribution(report: Report) -> SafeString:
             parts.append(_row_label(bar_x - 10, mid, name, warned, limit))
         total = sum(counts.values())
         if not total:
-            parts.append(
-                _text(
-                    bar_x + 6,
-                    mid,
-                    "no labelled votes",
-                    dominant_baseline="central",
-                    fill=MUTED,
-                )
-            )
+            empty = _text(bar_x + 6, mid, "no labelled votes", **central, fill=MUTED)
+            parts.append(empty)
             continue
-        x = bar_x
-        for key in LABELS:
-            share = counts[key] / total
-            w = share * bar_w
-            if w <= 0:
-                continue
-            segment = [
-                _el(
-                    "rect",
-                    x=x,
-                    y=y + 4,
-                    width=w,
-                    height=row_h - 8.0,
-                    fill=LABEL_COLOURS[key],
-                    stroke="#ffffff",
-                )
-            ]
-            if w >= 38:
-                segment.append(
-                    _text(
-                        x + w / 2,
-                        mid,
-                        f"{share * 100:.0f}%",
-                        text_anchor="middle",
-                        dominant_baseline="central",
-                        font_weight="600",
-                        fill=INK,
-                    )
-                )
-            parts.append(
-                _group(
-                    f"{name}: {counts[key]} {LABEL_NAMES[key]} of {total} ({share * 100:.1f}%)",
-                    *segment,
-                )
-            )
-            x += w
+        parts += _label_segments(name, counts, bar_x, y, row_h, bar_w)
         parts.append(
-            _text(
-                bar_x + bar_w + 10,
-                mid,
-                f"n {total}",
-                dominant_baseline="central",
-                fill=MUTED,
-            )
+            _text(bar_x + bar_w + 10, mid, f"n {total}", **central, fill=MUTED)
         )
     height = top + len(rows) * row_h + 16
     return _svg(slug, title, bar_x + bar_w + 80, height, *parts)
@@ -883,46 +1002,57 @@ def distribution_numbers(report: Report) -> SafeString:
 # --- 4. Agreement over time ------------------------------------------------------------
 
 
-def over_time(report: Report) -> SafeString:
-    """Krippendorff's alpha (with its interval) and percent agreement per ISO week."""
-    slug = "over-time"
-    title = "Agreement per week: Krippendorff's alpha and percent agreement"
-    weeks = report.get("over_time") or []
-    if not weeks:
-        return _empty(slug, title, "No votes yet.")
-    n = len(weeks)
-    plot_x, top, plot_h = 52.0, 44.0, 200.0
-    plot_w = float(max(480, min(820, 96 * n)))  # at least the legend's width
-    values = [0.0]
-    for w in weeks:
-        for key in ("krippendorff_alpha", "percent_agreement"):
-            if w.get(key) is not None:
-                values.append(w[key])
-        ci = (w.get("ci95") or {}).get("krippendorff_alpha")
-        if ci:
-            values.append(ci[0])
-    lo, hi = max(-1.0, floor(min(values) * 5) / 5), 1.0
+@dataclass(frozen=True)
+class _WeekPlot:
+    """The over-time chart's scales: a column per week, lo .. 1 upwards."""
 
-    def x_of(i: int) -> float:
-        return plot_x + (i + 0.5) * plot_w / n
+    n: int  # weeks
+    lo: float
+    plot_w: float
+    plot_x: float = 52.0
+    top: float = 44.0
+    plot_h: float = 200.0
+    hi: float = 1.0
 
-    def y_of(v: float) -> float:
-        return top + (hi - min(max(v, lo), hi)) / (hi - lo) * plot_h
+    @classmethod
+    def of(cls, weeks: Sequence[Mapping[str, Any]]) -> "_WeekPlot":
+        """The scale reaches down to the lowest alpha, agreement or interval (0 at
+        least), in steps of 0.2; the plot is at least the legend's width."""
+        values = [0.0]
+        for w in weeks:
+            for key in ("krippendorff_alpha", "percent_agreement"):
+                if w.get(key) is not None:
+                    values.append(w[key])
+            ci = (w.get("ci95") or {}).get("krippendorff_alpha")
+            if ci:
+                values.append(ci[0])
+        n = len(weeks)
+        return cls(
+            n=n,
+            lo=max(-1.0, floor(min(values) * 5) / 5),
+            plot_w=float(max(480, min(820, 96 * n))),
+        )
 
+    def x_of(self, i: int) -> float:
+        return self.plot_x + (i + 0.5) * self.plot_w / self.n
+
+    def y_of(self, v: float) -> float:
+        clamped = min(max(v, self.lo), self.hi)
+        return self.top + (self.hi - clamped) / (self.hi - self.lo) * self.plot_h
+
+
+def _week_axes(plot: _WeekPlot, weeks: Sequence[Mapping[str, Any]]) -> list[SafeString]:
+    """Horizontal grid lines with their values, and the weeks below (as many as
+    fit)."""
     parts: list[SafeString] = []
-    for tick in _ticks(lo, hi):
-        ty = y_of(tick)
+    right = plot.plot_x + plot.plot_w
+    for tick in _ticks(plot.lo, plot.hi):
+        ty = plot.y_of(tick)
+        stroke = INK if abs(tick) < 1e-9 else GRID
         parts += [
-            _el(
-                "line",
-                x1=plot_x,
-                x2=plot_x + plot_w,
-                y1=ty,
-                y2=ty,
-                stroke=INK if abs(tick) < 1e-9 else GRID,
-            ),
+            _el("line", x1=plot.plot_x, x2=right, y1=ty, y2=ty, stroke=stroke),
             _text(
-                plot_x - 8,
+                plot.plot_x - 8,
                 ty,
                 f"{tick:.1f}",
                 text_anchor="end",
@@ -930,49 +1060,47 @@ def over_time(report: Report) -> SafeString:
                 fill=MUTED,
             ),
         ]
-    every = max(1, ceil(n * 74 / plot_w))
-    for i, w in enumerate(weeks):
-        if i % every == 0:
-            parts.append(
-                _text(
-                    x_of(i),
-                    top + plot_h + 18,
-                    w["week"],
-                    text_anchor="middle",
-                    fill=MUTED,
-                )
-            )
-    # The legend.
+    every = max(1, ceil(plot.n * 74 / plot.plot_w))
+    below = plot.top + plot.plot_h + 18
     parts += [
-        _el(
-            "line",
-            x1=plot_x,
-            x2=plot_x + 24,
-            y1=14.0,
-            y2=14.0,
-            stroke=BLUE,
-            stroke_width=2.5,
-        ),
-        _el("circle", cx=plot_x + 12, cy=14.0, r=4, fill=BLUE),
+        _text(plot.x_of(i), below, w["week"], text_anchor="middle", fill=MUTED)
+        for i, w in enumerate(weeks)
+        if i % every == 0
+    ]
+    return parts
+
+
+def _week_legend(x: float) -> list[SafeString]:
+    """The two series' keys, in a line above the plot."""
+    return [
+        _el("line", x1=x, x2=x + 24, y1=14.0, y2=14.0, stroke=BLUE, stroke_width=2.5),
+        _el("circle", cx=x + 12, cy=14.0, r=4, fill=BLUE),
         _text(
-            plot_x + 32,
+            x + 32,
             14,
             "Krippendorff's alpha, 95% interval",
             dominant_baseline="central",
         ),
         _el(
             "line",
-            x1=plot_x + 290,
-            x2=plot_x + 314,
+            x1=x + 290,
+            x2=x + 314,
             y1=14.0,
             y2=14.0,
             stroke=ORANGE,
             stroke_width=2.5,
             stroke_dasharray="6 4",
         ),
-        _el("rect", x=plot_x + 298.5, y=10.5, width=7, height=7, fill=ORANGE),
-        _text(plot_x + 322, 14, "percent agreement", dominant_baseline="central"),
+        _el("rect", x=x + 298.5, y=10.5, width=7, height=7, fill=ORANGE),
+        _text(x + 322, 14, "percent agreement", dominant_baseline="central"),
     ]
+
+
+def _week_lines(
+    plot: _WeekPlot, weeks: Sequence[Mapping[str, Any]]
+) -> list[SafeString]:
+    """Each series as lines through its weeks, broken where a week has no value."""
+    parts = []
     for key, colour, dash in (
         ("percent_agreement", ORANGE, "6 4"),
         ("krippendorff_alpha", BLUE, None),
@@ -982,95 +1110,81 @@ def over_time(report: Report) -> SafeString:
             if w.get(key) is None:
                 runs.append([])
             else:
-                runs[-1].append((x_of(i), y_of(w[key])))
-        for run in runs:
-            if len(run) > 1:
-                parts.append(
-                    _el(
-                        "polyline",
-                        points=" ".join(f"{x:.1f},{y:.1f}" for x, y in run),
-                        fill="none",
-                        stroke=colour,
-                        stroke_width=2.5,
-                        stroke_dasharray=dash,
-                    )
-                )
+                runs[-1].append((plot.x_of(i), plot.y_of(w[key])))
+        parts += [
+            _el(
+                "polyline",
+                points=" ".join(f"{x:.1f},{y:.1f}" for x, y in run),
+                fill="none",
+                stroke=colour,
+                stroke_width=2.5,
+                stroke_dasharray=dash,
+            )
+            for run in runs
+            if len(run) > 1
+        ]
+    return parts
+
+
+def _interval_marks(x: float, ci: Sequence[float], plot: _WeekPlot) -> list[SafeString]:
+    """A vertical interval from ci[0] to ci[1] with a cap at each end."""
+    lo, hi = plot.y_of(ci[0]), plot.y_of(ci[1])
+    line = {"stroke": BLUE, "stroke_width": 1.5}
+    return [
+        _el("line", x1=x, x2=x, y1=lo, y2=hi, **line),
+        _el("line", x1=x - 4, x2=x + 4, y1=lo, y2=lo, **line),
+        _el("line", x1=x - 4, x2=x + 4, y1=hi, y2=hi, **line),
+    ]
+
+
+def _week_points(plot: _WeekPlot, w: Mapping[str, Any], x: float) -> list[SafeString]:
+    """A week's agreement (a square) and alpha (a dot with its interval), or why
+    alpha is not defined."""
+    parts = []
+    alpha, agree = w.get("krippendorff_alpha"), w.get("percent_agreement")
+    ci = (w.get("ci95") or {}).get("krippendorff_alpha")
+    if agree is not None:
+        y = plot.y_of(agree) - 3.5
+        square = _el("rect", x=x - 3.5, y=y, width=7, height=7, fill=ORANGE)
+        parts.append(_group(f"{w['week']}: percent agreement {agree:.3f}", square))
+    if alpha is None:
+        why = f"{w['week']}: alpha not defined: {_reason(w, 'krippendorff_alpha')}"
+        note = _text(
+            x,
+            plot.top + plot.plot_h - 8,
+            "alpha n/a",
+            text_anchor="middle",
+            fill=MUTED,
+            font_size=11,
+        )
+        return [*parts, _group(why, note)]
+    marks = _interval_marks(x, ci, plot) if ci else []
+    dot = _el("circle", cx=x, cy=plot.y_of(alpha), r=4.5, fill=BLUE, stroke="#ffffff")
+    tooltip = (
+        f"{w['week']}: alpha {alpha:.3f}"
+        + (f" {fmt_interval(ci)}" if ci else "")
+        + f", {w.get('n_items', '?')} dialogues, {w.get('n_votes', '?')} votes"
+    )
+    return [*parts, _group(tooltip, *marks, dot)]
+
+
+def over_time(report: Report) -> SafeString:
+    """Krippendorff's alpha (with its interval) and percent agreement per ISO week."""
+    slug = "over-time"
+    title = "Agreement per week: Krippendorff's alpha and percent agreement"
+    weeks = report.get("over_time") or []
+    if not weeks:
+        return _empty(slug, title, "No votes yet.")
+    plot = _WeekPlot.of(weeks)
+    parts = [
+        *_week_axes(plot, weeks),
+        *_week_legend(plot.plot_x),
+        *_week_lines(plot, weeks),
+    ]
     for i, w in enumerate(weeks):
-        x = x_of(i)
-        alpha, agree = w.get("krippendorff_alpha"), w.get("percent_agreement")
-        ci = (w.get("ci95") or {}).get("krippendorff_alpha")
-        if agree is not None:
-            parts.append(
-                _group(
-                    f"{w['week']}: percent agreement {agree:.3f}",
-                    _el(
-                        "rect",
-                        x=x - 3.5,
-                        y=y_of(agree) - 3.5,
-                        width=7,
-                        height=7,
-                        fill=ORANGE,
-                    ),
-                )
-            )
-        if alpha is None:
-            parts.append(
-                _group(
-                    f"{w['week']}: alpha not defined: {_reason(w, 'krippendorff_alpha')}",
-                    _text(
-                        x,
-                        top + plot_h - 8,
-                        "alpha n/a",
-                        text_anchor="middle",
-                        fill=MUTED,
-                        font_size=11,
-                    ),
-                )
-            )
-            continue
-        marks = []
-        if ci:
-            marks += [
-                _el(
-                    "line",
-                    x1=x,
-                    x2=x,
-                    y1=y_of(ci[0]),
-                    y2=y_of(ci[1]),
-                    stroke=BLUE,
-                    stroke_width=1.5,
-                ),
-                _el(
-                    "line",
-                    x1=x - 4,
-                    x2=x + 4,
-                    y1=y_of(ci[0]),
-                    y2=y_of(ci[0]),
-                    stroke=BLUE,
-                    stroke_width=1.5,
-                ),
-                _el(
-                    "line",
-                    x1=x - 4,
-                    x2=x + 4,
-                    y1=y_of(ci[1]),
-                    y2=y_of(ci[1]),
-                    stroke=BLUE,
-                    stroke_width=1.5,
-                ),
-            ]
-        marks.append(
-            _el("circle", cx=x, cy=y_of(alpha), r=4.5, fill=BLUE, stroke="#ffffff")
-        )
-        parts.append(
-            _group(
-                f"{w['week']}: alpha {alpha:.3f}"
-                + (f" {fmt_interval(ci)}" if ci else "")
-                + f", {w.get('n_items', '?')} dialogues, {w.get('n_votes', '?')} votes",
-                *marks,
-            )
-        )
-    return _svg(slug, title, plot_x + plot_w + 24, top + plot_h + 32, *parts)
+        parts += _week_points(plot, w, plot.x_of(i))
+    width, height = plot.plot_x + plot.plot_w + 24, plot.top + plot.plot_h + 32
+    return _svg(slug, title, width, height, *parts)
 
 
 def over_time_numbers(report: Report) -> SafeString:
@@ -1107,9 +1221,12 @@ def over_time_numbers(report: Report) -> SafeString:
 # --- 5. Jury versus humans ---------------------------------------------------------------
 
 
-def _jury_panels(
-    report: Report,
-) -> list[tuple[str, Mapping[str, Any], Mapping[str, Any] | None, int]]:
+# (who, confusion, agreement with the human majority, n): the jury's or a judge's.
+Panel = tuple[str, Mapping[str, Any], Mapping[str, Any] | None, int]
+CELL_W, CELL_H, ROW_LABEL_W = 78, 46, 64  # a confusion matrix's cells, its row names
+
+
+def _jury_panels(report: Report) -> list[Panel]:
     """(name, confusion, agreement with the human majority, n) of the jury's decision
     and of each judge."""
     jury = report.get("jury")
@@ -1137,6 +1254,119 @@ def _jury_panels(
     return panels
 
 
+def _place_panels(
+    panels: Sequence[Panel],
+) -> tuple[list[tuple[Panel, float, float]], float, float]:
+    """Each panel's top-left corner, left to right and wrapped to the page's column,
+    and the width and height of them all."""
+    gap = 36
+    placed, x, y, row_height, right = [], 4.0, 0.0, 0.0, 0.0
+    for panel in panels:
+        n_cols = max((len(r) for r in panel[1].values()), default=2)
+        w = ROW_LABEL_W + n_cols * CELL_W
+        h = 64 + len(panel[1]) * CELL_H
+        if x > 4 and x + w > MAX_WIDTH:
+            x, y = 4.0, y + row_height + 24
+            row_height = 0.0
+        placed.append((panel, x, y))
+        right = max(right, x + w)
+        x += w + gap
+        row_height = max(row_height, h)
+    return placed, right + 12, y + row_height + 8
+
+
+def _confusion_cell(
+    who: str, row: str, col: str, count: int, total: int, cx: float, cy: float
+) -> SafeString:
+    """One cell: its count and share of the row, shaded by the share; the diagonal
+    (agreement) outlined."""
+    share = count / total if total else 0.0
+    ink = "#ffffff" if share >= 0.6 else INK
+    middle = cx + CELL_W / 2
+    return _group(
+        f"human majority {row}, {who} {DECISION_NAMES.get(col, col)}: "
+        f"{count} ({share * 100:.1f}% of the row)",
+        _el(
+            "rect",
+            x=cx,
+            y=float(cy),
+            width=CELL_W,
+            height=CELL_H,
+            fill=_mix(SEQUENTIAL, share),
+            stroke=INK if row == col else "#ffffff",
+            stroke_width=2 if row == col else 1,
+        ),
+        _text(
+            middle,
+            cy + 19,
+            str(count),
+            text_anchor="middle",
+            font_weight="700",
+            font_size=14,
+            fill=ink,
+        ),
+        _text(
+            middle,
+            cy + 35,
+            f"{share * 100:.0f}%" if total else "—",
+            text_anchor="middle",
+            font_size=11,
+            fill=ink,
+        ),
+    )
+
+
+def _jury_panel(panel: Panel, px: float, py: float) -> list[SafeString]:
+    """A panel: who, their agreement with the humans, and their confusion matrix."""
+    name, confusion, vs, n = panel
+    heading = _text(px, py + 14, _short(name, 30), font_weight="700", font_size=13)
+    stats_text = f"n {n}"
+    if vs:
+        stats_text = (
+            f"agreement {fmt(vs.get('agreement'))} · kappa "
+            f"{fmt(vs.get('cohen_kappa'))} · n {vs.get('n', n)}"
+        )
+    parts = [
+        _group(name, heading),
+        _text(px, py + 32, stats_text, fill=MUTED, font_size=11),
+    ]
+    rows = list(confusion)
+    cols: list[str] = list(confusion[rows[0]]) if rows else []
+    gx, gy = px + ROW_LABEL_W, py + 62
+    parts += [
+        _text(
+            gx + j * CELL_W + CELL_W / 2,
+            gy - 8,
+            DECISION_NAMES.get(col, col),
+            text_anchor="middle",
+            fill=MUTED,
+            font_size=11,
+        )
+        for j, col in enumerate(cols)
+    ]
+    who = "the jury decided" if name == "Jury decision" else f"{name} said"
+    for i, row in enumerate(rows):
+        total = sum(confusion[row].values())
+        cy = gy + i * CELL_H
+        parts.append(
+            _text(
+                gx - 8,
+                cy + CELL_H / 2,
+                row,
+                text_anchor="end",
+                dominant_baseline="central",
+                fill=MUTED,
+            )
+        )
+        parts += [
+            _confusion_cell(
+                who, row, col, int(confusion[row][col]), total, gx + j * CELL_W, cy
+            )
+            for j, col in enumerate(cols)
+        ]
+    return parts
+
+
 def jury_confusion(report: Report) -> SafeString:
     """The jury's decisions and each judge against the human majority, as confusion
     matrices (rows: human majority; colour: share of the row)."""
@@ -1145,102 +1375,8 @@ def jury_confusion(report: Report) -> SafeString:
     panels = _jury_panels(report)
     if not panels:
         return _empty(slug, title, "No jury votes on this batch yet.")
-    cell_w, cell_h, row_label_w, gap = 78, 46, 64, 36
-    placed, x, y, row_height = [], 4.0, 0.0, 0.0
-    for panel in panels:
-        n_cols = max((len(r) for r in panel[1].values()), default=2)
-        w = row_label_w + n_cols * cell_w
-        h = 64 + len(panel[1]) * cell_h
-        if x > 4 and x + w > MAX_WIDTH:
-            x, y = 4.0, y + row_height + 24
-            row_height = 0.0
-        placed.append((panel, x, y, w))
-        x += w + gap
-        row_height = max(row_height, h)
-    width = max(px + w for _, px, _, w in placed) + 12
-    height = y + row_height + 8
-    parts: list[SafeString] = []
-    for (name, confusion, vs, n), px, py, _ in placed:
-        is_decision = name == "Jury decision"
-        parts.append(
-            _group(
-                name,
-                _text(px, py + 14, _short(name, 30), font_weight="700", font_size=13),
-            )
-        )
-        stats_text = f"n {n}"
-        if vs:
-            stats_text = (
-                f"agreement {fmt(vs.get('agreement'))} · kappa "
-                f"{fmt(vs.get('cohen_kappa'))} · n {vs.get('n', n)}"
-            )
-        parts.append(_text(px, py + 32, stats_text, fill=MUTED, font_size=11))
-        rows = list(confusion)
-        cols: list[str] = list(confusion[rows[0]]) if rows else []
-        gx, gy = px + row_label_w, py + 62
-        for j, col in enumerate(cols):
-            parts.append(
-                _text(
-                    gx + j * cell_w + cell_w / 2,
-                    gy - 8,
-                    DECISION_NAMES.get(col, col),
-                    text_anchor="middle",
-                    fill=MUTED,
-                    font_size=11,
-                )
-            )
-        for i, row in enumerate(rows):
-            total = sum(confusion[row].values())
-            cy = gy + i * cell_h
-            parts.append(
-                _text(
-                    gx - 8,
-                    cy + cell_h / 2,
-                    row,
-                    text_anchor="end",
-                    dominant_baseline="central",
-                    fill=MUTED,
-                )
-            )
-            for j, col in enumerate(cols):
-                count = int(confusion[row][col])
-                share = count / total if total else 0.0
-                cx = gx + j * cell_w
-                ink = "#ffffff" if share >= 0.6 else INK
-                who = "the jury decided" if is_decision else f"{name} said"
-                parts.append(
-                    _group(
-                        f"human majority {row}, {who} {DECISION_NAMES.get(col, col)}: "
-                        f"{count} ({share * 100:.1f}% of the row)",
-                        _el(
-                            "rect",
-                            x=cx,
-                            y=float(cy),
-                            width=cell_w,
-                            height=cell_h,
-                            fill=_mix(SEQUENTIAL, share),
-                            stroke=INK if row == col else "#ffffff",
-                            stroke_width=2 if row == col else 1,
-                        ),
-                        _text(
-                            cx + cell_w / 2,
-                            cy + 19,
-                            str(count),
-                            text_anchor="middle",
-                            font_weight="700",
-                            font_size=14,
-                            fill=ink,
-                        ),
-                        _text(
-                            cx + cell_w / 2,
-                            cy + 35,
-                            f"{share * 100:.0f}%" if total else "—",
-                            text_anchor="middle",
-                            font_size=11,
-                            fill=ink,
-                        ),
-                    )
-                )
+    placed, width, height = _place_panels(panels)
+    parts = [part for panel, px, py in placed for part in _jury_panel(panel, px, py)]
     return _svg(slug, title, width, height, *parts)
 
 
@@ -1280,6 +1416,178 @@ def jury_numbers(report: Report) -> SafeString:
 # --- 6. Time per dialogue ---------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _TimePlot:
+    """The box plots' logarithmic time scale, from `lo` to `hi` milliseconds, and
+    where the rows go."""
+
+    lo: float
+    hi: float
+    plot_x: float
+    n: int  # rows
+    plot_w: float = 520.0
+    top: float = 34.0
+    row_h: int = 30
+
+    @classmethod
+    def of(
+        cls, times: Iterable[Mapping[str, float] | None], fast: float, plot_x: float
+    ) -> "_TimePlot":
+        """From the nice duration below the fastest time (or the fast threshold) to
+        the one above the slowest, twice the lowest at least."""
+        times = list(times)
+        known = [t for t in times if t]
+        lows = [t["min"] for t in known] + ([fast] if fast else [])
+        highs = [t["max"] for t in known] + ([fast] if fast else [])
+        lo_raw = max(min(lows, default=1_000.0), DURATION_TICKS[0])
+        hi_raw = max(max(highs, default=60_000.0), lo_raw * 2)
+        lo = max([t for t in DURATION_TICKS if t <= lo_raw], default=DURATION_TICKS[0])
+        hi = min([t for t in DURATION_TICKS if t >= hi_raw], default=hi_raw)
+        return cls(lo=lo, hi=hi, plot_x=plot_x, n=len(times))
+
+    @property
+    def right_x(self) -> float:
+        return self.plot_x + self.plot_w + 14  # each row's median, right of the plot
+
+    @property
+    def bottom(self) -> float:
+        return self.top + self.n * self.row_h
+
+    def x_of(self, ms: float) -> float:
+        ms = min(max(ms, self.lo), self.hi)
+        span = log10(self.hi) - log10(self.lo)
+        return self.plot_x + (log10(ms) - log10(self.lo)) / span * self.plot_w
+
+
+def _time_axes(plot: _TimePlot) -> list[SafeString]:
+    """Striped rows, and the vertical grid at nice durations (fewer on a wide
+    range), with the axis' title."""
+    parts = [
+        _el(
+            "rect",
+            x=0.0,
+            y=plot.top + i * plot.row_h,
+            width=plot.right_x + 190,
+            height=plot.row_h,
+            fill=STRIPE,
+        )
+        for i in range(plot.n)
+        if i % 2 == 0
+    ]
+    ticks = [t for t in DURATION_TICKS if plot.lo <= t <= plot.hi]
+    if len(ticks) > 8:
+        ticks = [t for t in ticks if t in SPARSE_DURATION_TICKS]
+    bottom = plot.bottom
+    for t in ticks:
+        tx = plot.x_of(t)
+        parts += [
+            _el("line", x1=tx, x2=tx, y1=plot.top, y2=bottom, stroke=GRID),
+            _text(tx, bottom + 16, duration(t), text_anchor="middle", fill=MUTED),
+        ]
+    axis = _text(
+        plot.plot_x + plot.plot_w / 2,
+        bottom + 34,
+        "time per dialogue (log scale)",
+        text_anchor="middle",
+        fill=MUTED,
+    )
+    return [*parts, axis]
+
+
+def _time_box(
+    name: str, t: Mapping[str, float], mid: float, plot: _TimePlot
+) -> SafeString:
+    """An annotator's box (the middle half), median and whiskers (fastest, slowest)."""
+    x_min, x_25, x_50, x_75, x_max = (
+        plot.x_of(t[k]) for k in ("min", "p25", "median", "p75", "max")
+    )
+    box_h = 16.0
+    return _group(
+        f"{name}: median {duration(t['median'])}, middle half "
+        f"{duration(t['p25'])} to {duration(t['p75'])}, range "
+        f"{duration(t['min'])} to {duration(t['max'])}",
+        *_whisker(x_min, x_max, mid, MUTED),
+        _el(
+            "rect",
+            x=x_25,
+            y=mid - box_h / 2,
+            width=max(x_75 - x_25, 1.5),
+            height=box_h,
+            fill="#cfe6f7",
+            stroke=BLUE,
+            stroke_width=1.5,
+        ),
+        _el(
+            "line",
+            x1=x_50,
+            x2=x_50,
+            y1=mid - box_h / 2,
+            y2=mid + box_h / 2,
+            stroke=INK,
+            stroke_width=3,
+        ),
+        class_="box",
+    )
+
+
+def _time_row(
+    name: str, annotator: Mapping[str, Any], warned: bool, mid: float, plot: _TimePlot
+) -> list[SafeString]:
+    """An annotator's box plot and median with the count of fast votes, or a note
+    that no times were recorded."""
+    t = annotator.get("time_ms")
+    if not t:
+        none = _text(
+            plot.plot_x + 6,
+            mid,
+            "no times recorded",
+            dominant_baseline="central",
+            fill=MUTED,
+            font_style="italic",
+        )
+        return [none]
+    fast_votes = int(annotator.get("fast_votes") or 0)
+    note = f"median {duration(t['median'])}"
+    if fast_votes:
+        note += f" · {fast_votes} fast"
+    return [
+        _time_box(name, t, mid, plot),
+        _text(
+            plot.right_x,
+            mid,
+            note,
+            dominant_baseline="central",
+            fill=WARN if fast_votes and warned else MUTED,
+        ),
+    ]
+
+
+def _fast_threshold(fast: float, plot: _TimePlot) -> list[SafeString]:
+    """The fast-labelling threshold as a dashed line, named above the plot."""
+    fx = plot.x_of(fast)
+    return [
+        _el(
+            "line",
+            x1=fx,
+            x2=fx,
+            y1=plot.top - 8,
+            y2=plot.bottom,
+            stroke=VERMILLION,
+            stroke_width=2,
+            stroke_dasharray="5 3",
+            class_="fast-threshold",
+        ),
+        _text(
+            fx + 4,
+            plot.top - 12,
+            f"fast: under {duration(fast)}",
+            fill=VERMILLION,
+            font_weight="700",
+            font_size=11,
+        ),
+    ]
+
+
 def time_boxplots(report: Report) -> SafeString:
     """Each annotator's time per dialogue as a box plot on a log scale, with the
     fast-labelling threshold."""
@@ -1290,141 +1598,18 @@ def time_boxplots(report: Report) -> SafeString:
         return _empty(slug, title, "No human votes yet.")
     annotators = report["annotators"]
     fast = float((report.get("settings") or {}).get("fast_label_ms") or 0)
-    times = {n: annotators[n].get("time_ms") for n in names}
-    known = [t for t in times.values() if t]
-    lows = [t["min"] for t in known] + ([fast] if fast else [])
-    highs = [t["max"] for t in known] + ([fast] if fast else [])
-    lo_raw = max(min(lows, default=1_000.0), DURATION_TICKS[0])
-    hi_raw = max(max(highs, default=60_000.0), lo_raw * 2)
-    lo = max([t for t in DURATION_TICKS if t <= lo_raw], default=DURATION_TICKS[0])
-    hi = min([t for t in DURATION_TICKS if t >= hi_raw], default=hi_raw)
-    warned, limit, row_h = _warned(report), 20, 30
+    warned, limit = _warned(report), 20
     plot_x = _label_width(names, limit, extra=26)
-    plot_w, top = 520.0, 34.0
-    right_x = plot_x + plot_w + 14
-
-    def x_of(ms: float) -> float:
-        ms = min(max(ms, lo), hi)
-        return plot_x + (log10(ms) - log10(lo)) / (log10(hi) - log10(lo)) * plot_w
-
-    bottom = top + len(names) * row_h
-    parts: list[SafeString] = []
-    ticks = [t for t in DURATION_TICKS if lo <= t <= hi]
-    if len(ticks) > 8:
-        ticks = [t for t in ticks if t in SPARSE_DURATION_TICKS]
-    for i in range(len(names)):
-        if i % 2 == 0:
-            parts.append(
-                _el(
-                    "rect",
-                    x=0.0,
-                    y=top + i * row_h,
-                    width=right_x + 190,
-                    height=row_h,
-                    fill=STRIPE,
-                )
-            )
-    for t in ticks:
-        tx = x_of(t)
-        parts += [
-            _el("line", x1=tx, x2=tx, y1=top, y2=bottom, stroke=GRID),
-            _text(tx, bottom + 16, duration(t), text_anchor="middle", fill=MUTED),
-        ]
-    parts.append(
-        _text(
-            plot_x + plot_w / 2,
-            bottom + 34,
-            "time per dialogue (log scale)",
-            text_anchor="middle",
-            fill=MUTED,
-        )
-    )
+    plot = _TimePlot.of((annotators[n].get("time_ms") for n in names), fast, plot_x)
+    parts = _time_axes(plot)
     for i, name in enumerate(names):
-        y = top + i * row_h
-        mid = y + row_h / 2
-        parts.append(_row_label(plot_x - 10, mid, name, warned, limit))
-        t = times[name]
-        if not t:
-            parts.append(
-                _text(
-                    plot_x + 6,
-                    mid,
-                    "no times recorded",
-                    dominant_baseline="central",
-                    fill=MUTED,
-                    font_style="italic",
-                )
-            )
-            continue
-        x_min, x_25, x_50, x_75, x_max = (
-            x_of(t[k]) for k in ("min", "p25", "median", "p75", "max")
-        )
-        box_h = 16.0
-        parts.append(
-            _group(
-                f"{name}: median {duration(t['median'])}, middle half "
-                f"{duration(t['p25'])} to {duration(t['p75'])}, range "
-                f"{duration(t['min'])} to {duration(t['max'])}",
-                *_whisker(x_min, x_max, mid, MUTED),
-                _el(
-                    "rect",
-                    x=x_25,
-                    y=mid - box_h / 2,
-                    width=max(x_75 - x_25, 1.5),
-                    height=box_h,
-                    fill="#cfe6f7",
-                    stroke=BLUE,
-                    stroke_width=1.5,
-                ),
-                _el(
-                    "line",
-                    x1=x_50,
-                    x2=x_50,
-                    y1=mid - box_h / 2,
-                    y2=mid + box_h / 2,
-                    stroke=INK,
-                    stroke_width=3,
-                ),
-                class_="box",
-            )
-        )
-        fast_votes = int(annotators[name].get("fast_votes") or 0)
-        note = f"median {duration(t['median'])}"
-        if fast_votes:
-            note += f" · {fast_votes} fast"
-        parts.append(
-            _text(
-                right_x,
-                mid,
-                note,
-                dominant_baseline="central",
-                fill=WARN if fast_votes and name in warned else MUTED,
-            )
-        )
+        mid = plot.top + i * plot.row_h + plot.row_h / 2
+        parts.append(_row_label(plot.plot_x - 10, mid, name, warned, limit))
+        parts += _time_row(name, annotators[name], name in warned, mid, plot)
     if fast:
-        fx = x_of(fast)
-        parts += [
-            _el(
-                "line",
-                x1=fx,
-                x2=fx,
-                y1=top - 8,
-                y2=bottom,
-                stroke=VERMILLION,
-                stroke_width=2,
-                stroke_dasharray="5 3",
-                class_="fast-threshold",
-            ),
-            _text(
-                fx + 4,
-                top - 12,
-                f"fast: under {duration(fast)}",
-                fill=VERMILLION,
-                font_weight="700",
-                font_size=11,
-            ),
-        ]
-    return _svg(slug, title, right_x + 180, bottom + 44, *parts)
+        parts += _fast_threshold(fast, plot)
+    width, height = plot.right_x + 180, plot.bottom + 44
+    return _svg(slug, title, width, height, *parts)
 
 
 def time_numbers(report: Report) -> SafeString:

@@ -377,6 +377,27 @@ def test_jury_confusion_has_the_decisions_and_each_judge(
     assert rows[2][:4] == ["gemma", "safe", "14", "3"]
 
 
+def test_jury_panels_wrap_to_fit_a_laptop(report: dict[str, Any]) -> None:
+    # given eight judges: more panels than one line of the page's column holds
+    judges = [f"judge-{i}" for i in range(8)]
+    gemma = report["jury"]["per_judge"]["gemma"]
+    report["jury"]["judges"] = judges
+    report["jury"]["per_judge"] = {judge: gemma for judge in judges}
+
+    svg = parse(str(charts.jury_confusion(report)))
+
+    lines: dict[str, list[str]] = {}  # the panels' headings by their height
+    for text in svg.iter(f"{SVG}text"):
+        if text.get("font-size") == "13":
+            lines.setdefault(text.get("y", ""), []).append(text.text or "")
+    assert list(lines.values()) == [
+        ["Jury decision", "judge-0", "judge-1", "judge-2"],
+        ["judge-3", "judge-4", "judge-5", "judge-6"],
+        ["judge-7"],
+    ]
+    assert int(svg.get("width", 0)) <= charts.MAX_WIDTH
+
+
 def test_no_jury_votes_says_so(report: dict[str, Any]) -> None:
     report["jury"] = None
 
