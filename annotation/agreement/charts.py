@@ -11,6 +11,15 @@ Okabe-Ito palette for series and labels; nothing is told by colour alone (values
 written in the cells, warnings carry a sign).
 """
 
+# Hand-built rather than Vega-Lite specs (Altair, rendered by vl-convert), measured
+# for issue 12 with `bench/agreement.py --page --dialogues 3000`: the page with its six
+# charts took 22.9 ms / 69 kB (demo-reviewed) and 65.7 ms / 143 kB (12 annotators,
+# 8 weeks) hand-built, 491 ms / 141 kB and 657 ms / 265 kB with vl-convert, plus
+# about 1.5 s for the first chart in each process; and vl-convert's SVG has no
+# tooltips, no role or title on the root, no pattern fills, and no class on a single
+# shape. The table and what was compared: docs/architecture.md, "Charts: why
+# hand-built SVG".
+
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations, pairwise
