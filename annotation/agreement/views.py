@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.http import HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh, reswap, retarget
@@ -16,6 +16,7 @@ from accounts.ordering import natural_sorted
 from accounts.permissions import lead_required
 from annotation.agreement import charts
 from annotation.agreement import services as agreement
+from annotation.batches.services import batch_named
 from annotation.models import AgreementReport, Batch, JobStatus
 
 TEMPLATE = "annotation/lead/batch_agreement.html"
@@ -23,14 +24,10 @@ POLL_SECONDS = 2
 WAITING = (JobStatus.PENDING, JobStatus.RUNNING)
 
 
-def _batch(name: str) -> Batch:
-    return get_object_or_404(Batch.objects.select_related("taxonomy"), name=name)
-
-
 @require_GET
 @lead_required
 def agreement_page(request: HtmxHttpRequest, name: str) -> HttpResponse:
-    batch = _batch(name)
+    batch = batch_named(name)
     if request.htmx and request.htmx.target == "agreement-status":
         # Polled while a worker computes: read the row only, compute nothing.
         polled = AgreementReport.objects.filter(batch=batch).first()
@@ -50,7 +47,7 @@ def agreement_page(request: HtmxHttpRequest, name: str) -> HttpResponse:
 @require_POST
 @lead_required
 def agreement_recompute(request: HtmxHttpRequest, name: str) -> HttpResponse:
-    batch = _batch(name)
+    batch = batch_named(name)
     # `schedule`, not `report_for(force_async=True)`: that one hands back a current
     # report as it is, and a lead presses Recompute because they doubt it (a setting
     # such as the fast-label threshold changed, which the fingerprint does not see).

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.forms import add_refusal
 from accounts.http import HtmxHttpRequest
 from accounts.permissions import lead_required
 from annotation.batches.services import batch_named
@@ -311,8 +312,7 @@ def audit_item_gold(
         try:
             mark_gold(dialogue=dialogue, answer=form.answer(), by=request.user)
         except GoldRefused as refused:
-            for field, errors in refused.by_field().items():
-                form.add_error(field if field in form.fields else None, errors)
+            add_refusal(form, refused.by_field())
         else:
             return _done(
                 request, batch, audit, position, f"{dialogue.external_id} is gold now."

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.forms import add_refusal
 from accounts.http import HtmxHttpRequest
 from accounts.permissions import lead_required
 from annotation.batches.services import batch_named
@@ -26,11 +27,6 @@ from annotation.review.gold.services import (
     score_gold_votes,
     unmark_gold,
 )
-
-
-def _refused(form: GoldAnswerForm, refused: GoldRefused) -> None:
-    for field, errors in refused.by_field().items():
-        form.add_error(field if field in form.fields else None, errors)
 
 
 def _back(request: HtmxHttpRequest, default: str) -> str:
@@ -87,7 +83,7 @@ def gold_page(request: HtmxHttpRequest, name: str) -> HttpResponse:
                 by=request.user,
             )
         except GoldRefused as refused:
-            _refused(form, refused)
+            add_refusal(form, refused.by_field())
         else:
             messages.success(
                 request,
