@@ -52,7 +52,7 @@ from annotation.models import (
     VoteKind,
 )
 from annotation.rules.derivation import AdjudicationIn, human_majority
-from annotation.rules.labels import LABELS, binary_counts
+from annotation.rules.labels import BINARY, LABELS, SAFE, UNSAFE, binary_counts
 from annotation.rules.votes import VoteProblem, VoteProblems, check_vote
 
 # Why a dialogue is in the queue, in the order they are listed on an item.
@@ -176,10 +176,10 @@ def queue_reasons(
         reasons.append(SPLIT)
     if asks_response_label and any(response_votes.values()):
         humans = human_majority(_expand(response_votes), policy)
-        against = jury in ("safe", "unsafe") and humans not in (None, jury)
+        against = jury in BINARY and humans not in (None, jury)
     else:
         humans = human_majority(_expand(votes), policy)
-        against = humans == "safe" and jury == "unsafe"
+        against = humans == SAFE and jury == UNSAFE
     if against:
         reasons.append(HUMANS_VS_JURY)
     if jury == "needs_review":
@@ -188,9 +188,6 @@ def queue_reasons(
         reasons.append(FLAGGED)
     agreement = max(safe, unsafe) / total if total else None
     return reasons, agreement
-
-
-_LABELS = LABELS
 
 
 def _count(label: str, field: str) -> Count:
@@ -269,8 +266,8 @@ def _candidates(
         .order_by("-id")
         .values("decision")[:1]
     )
-    counts = {f"n_{label}": _count(label, "label") for label in _LABELS} | {
-        f"r_{label}": _count(label, "response_label") for label in _LABELS
+    counts = {f"n_{label}": _count(label, "label") for label in LABELS} | {
+        f"r_{label}": _count(label, "response_label") for label in LABELS
     }
     dialogues: QuerySet[Dialogue] = Dialogue.objects.filter(
         adjudicated_at__isnull=True, is_gold=False
@@ -316,10 +313,10 @@ def _candidates(
 
 def _queue_item(row: dict[str, Any]) -> QueueItem | None:
     """A row of `read_queue`'s query as an item with every reason it has, or None."""
-    votes = {label: row[f"n_{label}"] for label in _LABELS}
+    votes = {label: row[f"n_{label}"] for label in LABELS}
     reasons, agreement = queue_reasons(
         votes=votes,
-        response_votes={label: row[f"r_{label}"] for label in _LABELS},
+        response_votes={label: row[f"r_{label}"] for label in LABELS},
         policy=row["batch__needs_caution_policy"],
         asks_response_label=row["batch__asks_response_label"],
         jury=row["jury"],
@@ -703,7 +700,7 @@ def queue_rows(dialogue_ids: Sequence[int]) -> dict[int, QueueRow]:
         .order_by("-id")
         .values("decision")[:1]
     )
-    counts = {f"n_{label}": _count(label, "label") for label in _LABELS}
+    counts = {f"n_{label}": _count(label, "label") for label in LABELS}
     rows = (
         Dialogue.objects.filter(pk__in=list(dialogue_ids))
         .annotate(
@@ -722,7 +719,7 @@ def queue_rows(dialogue_ids: Sequence[int]) -> dict[int, QueueRow]:
         out[row["id"]] = QueueRow(
             external_id=row["external_id"],
             prompt_excerpt=excerpt,
-            votes={label: row[f"n_{label}"] for label in _LABELS},
+            votes={label: row[f"n_{label}"] for label in LABELS},
             jury=row["jury"],
         )
     return out

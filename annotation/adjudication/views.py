@@ -45,6 +45,7 @@ from annotation.adjudication.services import (
 from annotation.batches.services import batch_named
 from annotation.labelling.views import category_groups
 from annotation.models import Confidence, Dialogue, LabelValue
+from annotation.rules.labels import BINARY
 from taxonomy.models import Category
 
 QUEUE_PAGE = "annotation/adjudication/queue.html"
@@ -273,7 +274,7 @@ def _rules_hint(case: DialogueCase) -> str:
     latest = case.jury_decisions[0] if case.jury_decisions else None
     if latest is None:
         jury = "the jury's, which has not judged it: choose one instead"
-    elif latest.decision in ("safe", "unsafe"):
+    elif latest.decision in BINARY:
         jury = f"the jury's: {latest.decision}"
     else:
         jury = "the jury's, which needs review: choose one instead"

@@ -56,13 +56,12 @@ from annotation.models import (
 )
 from annotation.review.gold.services import gold_accuracy
 from annotation.rules import stats
+from annotation.rules.labels import BINARY, LABELS, binary
 from taxonomy.models import Category
 
 REPORT_VERSION = 1
-LABELS = ("safe", "needs_caution", "unsafe")
-BINARY = ("safe", "unsafe")
-JURY_DECISIONS = ("safe", "unsafe", "needs_review")
-SAFE, CAUTION, UNSAFE = 0, 1, 2
+# Values are coded by their place in LABELS, BINARY or JURY_DECISIONS.
+JURY_DECISIONS = (*BINARY, "needs_review")
 MISSING = -1
 # A queued report not done after this long is queued again (its worker died).
 STALE_REQUEST = timedelta(minutes=15)
@@ -303,10 +302,14 @@ def _summary(votes: stats.Votes, resamples: int, seed: int) -> dict[str, Any]:
     return stats.summary(votes, n_resamples=resamples, seed=seed)
 
 
+def _binary_lookup(policy: str) -> np.ndarray:
+    """The BINARY code of each LABELS code under the needs-caution policy."""
+    return np.array([BINARY.index(binary(v, policy)) for v in LABELS], dtype=np.int64)
+
+
 def _binary(codes: np.ndarray, policy: str) -> np.ndarray:
     """3-way codes as 0 safe / 1 unsafe under the needs-caution policy."""
-    caution = 1 if policy == "defensive" else 0
-    lookup = np.array([0, caution, 1], dtype=np.int64)
+    lookup = _binary_lookup(policy)
     out = np.full(codes.shape, MISSING, dtype=np.int64)
     known = codes != MISSING
     out[known] = lookup[codes[known]]
@@ -357,12 +360,13 @@ def human_majority_codes(counts: np.ndarray, policy: str) -> np.ndarray:
     top = counts.max(axis=1) if counts.shape[0] else np.zeros(0, dtype=np.int64)
     winner = counts.argmax(axis=1) if counts.shape[0] else top
     majority3 = top * 2 > n
-    caution_to = 1 if policy == "defensive" else 0
-    mapped3 = np.array([0, caution_to, 1], dtype=np.int64)[winner]
-    unsafe = counts[:, UNSAFE] + (counts[:, CAUTION] if caution_to else 0)
-    safe = counts[:, SAFE] + (0 if caution_to else counts[:, CAUTION])
-    binary = np.where(unsafe > safe, 1, np.where(safe > unsafe, 0, MISSING))
-    out = np.where(majority3, mapped3, binary)
+    lookup = _binary_lookup(policy)
+    mapped3 = lookup[winner]
+    # Each binary label's votes: those of the 3-way labels the policy maps to it.
+    safe = counts[:, lookup == 0].sum(axis=1)
+    unsafe = counts[:, lookup == 1].sum(axis=1)
+    by_votes = np.where(unsafe > safe, 1, np.where(safe > unsafe, 0, MISSING))
+    out = np.where(majority3, mapped3, by_votes)
     return np.where(n > 0, out, MISSING).astype(np.int64)
 
 
@@ -804,7 +808,6 @@ def _jury(
         rater_keys=tuple(jury.names),
         value_keys=BINARY,
     )
-    human_keys = ("safe", "unsafe")
     # The human majority of each judged dialogue (MISSING where humans did not vote).
     position = np.searchsorted(dialogue_keys, jury.dialogues)
     clipped = np.minimum(position, max(len(dialogue_keys) - 1, 0))
@@ -819,7 +822,7 @@ def _jury(
         per_judge[judge] = {
             "n_votes": int(mine.sum()),
             "vs_human": _agreement(v, h, BINARY),
-            "confusion": _confusion(h, v, human_keys, BINARY),
+            "confusion": _confusion(h, v, BINARY, BINARY),
         }
     judges = jury.names
     decided = decision_codes != MISSING
@@ -830,9 +833,7 @@ def _jury(
         "per_judge": per_judge,
         "decisions": {
             "n": int(decided.sum()),
-            "confusion": _confusion(
-                majority, decision_codes, human_keys, JURY_DECISIONS
-            ),
+            "confusion": _confusion(majority, decision_codes, BINARY, JURY_DECISIONS),
             "vs_human": _agreement(
                 np.where(decision_codes == 2, MISSING, decision_codes),
                 majority,
