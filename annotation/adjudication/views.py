@@ -15,10 +15,9 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.forms import add_refusal
+from accounts.forms import add_refusal, posted_next
 from accounts.http import HtmxHttpRequest
 from accounts.permissions import lead_required
 from annotation.adjudication.forms import (
@@ -163,10 +162,7 @@ def accept_unanimous_page(request: HtmxHttpRequest, name: str) -> HttpResponse:
         )
     else:
         messages.info(request, f"{batch.name} has no unanimous dialogue to accept.")
-    target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        target = reverse("annotation:adjudication_queue")
-    return redirect(target)
+    return redirect(posted_next(request, reverse("annotation:adjudication_queue")))
 
 
 # --- one dialogue ---------------------------------------------------------------------

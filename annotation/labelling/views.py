@@ -14,11 +14,10 @@ from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
-from accounts.forms import add_refusal
+from accounts.forms import add_refusal, posted_next
 from accounts.http import HtmxHttpRequest
 from annotation.labelling.forms import FlagForm, SkipForm, VoteForm
 from annotation.labelling.guidelines import render_instructions
@@ -323,10 +322,7 @@ def preferences(request: HtmxHttpRequest) -> HttpResponse:
         if request.user.blur_text
         else "Text is shown.",
     )
-    target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        target = reverse("annotation:history")
-    return redirect(target)
+    return redirect(posted_next(request, reverse("annotation:history")))
 
 
 @require_GET
@@ -360,7 +356,4 @@ def feedback_read(request: HtmxHttpRequest) -> HttpResponse:
     ids = [int(i) for i in given if i.isdigit()]
     n = mark_feedback_read(annotator=request.user, ids=ids if given else None)
     messages.success(request, f"{n} marked read." if n != 1 else "Marked read.")
-    target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        target = reverse("annotation:feedback")
-    return redirect(target)
+    return redirect(posted_next(request, reverse("annotation:feedback")))

@@ -1,8 +1,11 @@
-"""A service's refusal shown on the form that asked (accounts.forms.add_refusal)."""
+"""What the pages' forms share (accounts.forms): a service's refusal shown on the
+form that asked, and where a form asks to go back to."""
 
+import pytest
 from django import forms
+from django.test import RequestFactory
 
-from accounts.forms import add_refusal
+from accounts.forms import add_refusal, posted_next
 
 
 class NoteForm(forms.Form):
@@ -35,3 +38,20 @@ def test_no_refusal_leaves_the_form_valid() -> None:
     add_refusal(form, {})
     assert form.is_valid()
     assert form.errors == {}
+
+
+@pytest.mark.parametrize(
+    ("posted", "goes_to"),
+    [
+        ({"next": "/batches/adj/?page=2"}, "/batches/adj/?page=2"),
+        ({"next": "http://testserver/work/"}, "http://testserver/work/"),
+        ({"next": "https://elsewhere.example/steal"}, "/home/"),
+        ({"next": "//elsewhere.example/steal"}, "/home/"),
+        ({"next": ""}, "/home/"),
+        ({}, "/home/"),
+    ],
+)
+def test_a_form_goes_back_to_its_next_page_on_this_site_only(
+    rf: RequestFactory, posted: dict[str, str], goes_to: str
+) -> None:
+    assert posted_next(rf.post("/anywhere/", posted), "/home/") == goes_to

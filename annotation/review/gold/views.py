@@ -9,10 +9,9 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.forms import add_refusal
+from accounts.forms import add_refusal, posted_next
 from accounts.http import HtmxHttpRequest
 from accounts.permissions import lead_required
 from annotation.batches.services import batch_named
@@ -27,13 +26,6 @@ from annotation.review.gold.services import (
     score_gold_votes,
     unmark_gold,
 )
-
-
-def _back(request: HtmxHttpRequest, default: str) -> str:
-    target = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        return target
-    return default
 
 
 def gold_context(batch: Batch, form: GoldAddForm) -> dict[str, Any]:
@@ -99,7 +91,7 @@ def gold_mark(request: HtmxHttpRequest, name: str, pk: int) -> HttpResponse:
     """Mark one dialogue as gold with the answer posted (its page's gold form)."""
     batch = batch_named(name)
     dialogue = get_object_or_404(Dialogue, pk=pk, batch=batch)
-    back = _back(
+    back = posted_next(
         request, reverse("annotation:dialogue_detail", args=[batch.name, dialogue.pk])
     )
     form = GoldAnswerForm(
@@ -136,4 +128,4 @@ def gold_unmark(request: HtmxHttpRequest, name: str, pk: int) -> HttpResponse:
         messages.success(
             request, f"{dialogue.external_id} is not gold now; its votes stay."
         )
-    return redirect(_back(request, reverse("annotation:gold", args=[batch.name])))
+    return redirect(posted_next(request, reverse("annotation:gold", args=[batch.name])))
