@@ -30,7 +30,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from accounts.ordering import natural_sorted
-from annotation.rules.labels import LABELS, NEEDS_CAUTION, SAFE, UNSAFE
+from annotation.rules.labels import LABELS, NEEDS_CAUTION, NEEDS_REVIEW, SAFE, UNSAFE
 
 Report = Mapping[str, Any]
 
@@ -51,7 +51,7 @@ VERMILLION = "#d55e00"  # Okabe-Ito vermillion
 PURPLE = "#cc79a7"  # Okabe-Ito reddish purple
 LABEL_NAMES = {SAFE: "safe", NEEDS_CAUTION: "needs caution", UNSAFE: "unsafe"}
 LABEL_COLOURS = {SAFE: "#009e73", NEEDS_CAUTION: "#f0e442", UNSAFE: VERMILLION}
-DECISION_NAMES = {"needs_review": "needs review"}
+DECISION_NAMES = {NEEDS_REVIEW: "needs review"}
 # ColorBrewer RdBu, 7 classes, from kappa -1 to 1 (colour-blind safe, diverging).
 DIVERGING = (
     (-1.0, (178, 24, 43)),
@@ -1397,9 +1397,9 @@ def jury_numbers(report: Report) -> SafeString:
                 (
                     name,
                     row,
-                    counts.get("safe", "—"),
-                    counts.get("unsafe", "—"),
-                    counts.get("needs_review", "—"),
+                    counts.get(SAFE, "—"),
+                    counts.get(UNSAFE, "—"),
+                    counts.get(NEEDS_REVIEW, "—"),
                     fmt(vs.get("agreement")) if vs else "—",
                     fmt(vs.get("cohen_kappa")) if vs else "—",
                     vs.get("n", n) if vs else n,

@@ -56,12 +56,11 @@ from annotation.models import (
 )
 from annotation.review.gold.services import gold_accuracy
 from annotation.rules import stats
-from annotation.rules.labels import BINARY, LABELS, binary
+from annotation.rules.labels import BINARY, JURY_DECISIONS, LABELS, binary
 from taxonomy.models import Category
 
 REPORT_VERSION = 1
 # Values are coded by their place in LABELS, BINARY or JURY_DECISIONS.
-JURY_DECISIONS = (*BINARY, "needs_review")
 MISSING = -1
 # A queued report not done after this long is queued again (its worker died).
 STALE_REQUEST = timedelta(minutes=15)

@@ -14,6 +14,9 @@ NEEDS_CAUTION = "needs_caution"
 UNSAFE = "unsafe"
 LABELS = (SAFE, NEEDS_CAUTION, UNSAFE)  # a vote's label, in this order everywhere
 BINARY = (SAFE, UNSAFE)  # a final label
+# The jury's decision on a response: a binary label, or no majority for a lead.
+NEEDS_REVIEW = "needs_review"
+JURY_DECISIONS = (*BINARY, NEEDS_REVIEW)
 
 PERMISSIVE = "permissive"
 DEFENSIVE = "defensive"

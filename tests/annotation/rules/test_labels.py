@@ -2,9 +2,10 @@
 
 import pytest
 
-from annotation.models import LabelValue, NeedsCautionPolicy
+from annotation.models import JuryVerdict, LabelValue, NeedsCautionPolicy
 from annotation.rules.labels import (
     BINARY,
+    JURY_DECISIONS,
     LABELS,
     POLICIES,
     binary,
@@ -15,6 +16,7 @@ from annotation.rules.labels import (
 def test_the_database_choices_are_the_rules_vocabulary():
     assert tuple(LabelValue.values) == LABELS
     assert tuple(NeedsCautionPolicy.values) == POLICIES
+    assert tuple(JuryVerdict.values) == JURY_DECISIONS
 
 
 @pytest.mark.parametrize(
