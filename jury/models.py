@@ -13,6 +13,7 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
+from annotation.facade import Job, Label, VoteKind
 from jury.backends.base import JudgeConfig
 
 ENV_REFERENCE = re.compile(r"^\$\{([A-Z0-9_]+)\}$")
@@ -136,8 +137,8 @@ class RunStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-# The moves a run's status may make (JuryRun.status changes only through
-# jury.runs.services.set_status, which checks this map).
+# The moves a run's status may make (a run's status changes only through
+# Job.set_status or Job.move_status, which check this map).
 RUN_TRANSITIONS: dict[str, frozenset[str]] = {
     RunStatus.RUNNING: frozenset(
         {RunStatus.DONE, RunStatus.CANCELLED, RunStatus.FAILED}
@@ -148,8 +149,55 @@ RUN_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-class JuryRun(models.Model):
-    """A jury run over a fixed set of a batch's dialogues with chosen judges."""
+class Run(Job):
+    """What a jury run and a generation run share: RunStatus and its moves.
+
+    Done and failed runs have a finished time; a cancelled run has none (it is
+    stopped until a lead resumes it). `done` of `total` are votes or texts, which
+    are counted, not stored: the service that counts them for a page sets `counts`,
+    and a run read without them counts them when asked.
+    """
+
+    TRANSITIONS = RUN_TRANSITIONS
+    FINISHED = frozenset({RunStatus.DONE, RunStatus.FAILED})
+    SUCCEEDED = RunStatus.DONE
+
+    counts: tuple[int, int] | None = None
+
+    class Meta:
+        abstract = True
+
+    def count_progress(self) -> tuple[int, int]:
+        """(done, total) from the database."""
+        raise NotImplementedError
+
+    def _counts(self) -> tuple[int, int]:
+        if self.counts is None:
+            self.counts = self.count_progress()
+        return self.counts
+
+    @property
+    def done(self) -> int:
+        return self._counts()[0]
+
+    @property
+    def total(self) -> int:
+        return self._counts()[1]
+
+    @property
+    def percent(self) -> int:
+        """100 once every vote or text is in, before the run is marked done."""
+        return 100 if not self.total else int(100 * self.done / self.total)
+
+    @property
+    def phase(self) -> str:
+        """Runs store no phase: jury.runs.state tells a jury run's from its judges."""
+        return ""
+
+
+class JuryRun(Run):
+    """A jury run over a fixed set of a batch's dialogues with chosen judges; `done`
+    of `total` are its votes of dialogues x judges."""
 
     batch = models.ForeignKey(
         "annotation.Batch", on_delete=models.CASCADE, related_name="jury_runs"
@@ -193,6 +241,10 @@ class JuryRun(models.Model):
     def key(self) -> str:
         """The run_key of its votes and decisions in `annotation`."""
         return f"jury-run-{self.pk}"
+
+    def count_progress(self) -> tuple[int, int]:
+        votes = Label.objects.filter(kind=VoteKind.MODEL, run_key=self.key).count()
+        return votes, self.targets.count() * self.judges.count()
 
     def options(self) -> dict[str, Any]:
         return {
@@ -328,9 +380,10 @@ class GenerationRunQuerySet(models.QuerySet["GenerationRun"]):
         )
 
 
-class GenerationRun(models.Model):
+class GenerationRun(Run):
     """A generation run: refusals or responses for a batch's prompts, fixed at start,
-    written by one generator (a judge slot: its backend, model, queue and sampling)."""
+    written by one generator (a judge slot: its backend, model, queue and sampling);
+    `done` of `total` are its finished targets of all."""
 
     batch = models.ForeignKey(
         "annotation.Batch", on_delete=models.CASCADE, related_name="generation_runs"
@@ -371,6 +424,13 @@ class GenerationRun(models.Model):
 
     def __str__(self) -> str:
         return f"generation run {self.pk} ({self.kind}) on {self.batch_id}"
+
+    def count_progress(self) -> tuple[int, int]:
+        pending = Q(status=TargetStatus.PENDING)
+        counts = self.targets.aggregate(
+            n=models.Count("pk"), pending=models.Count("pk", filter=pending)
+        )
+        return counts["n"] - counts["pending"], counts["n"]
 
 
 class GenerationTarget(models.Model):

@@ -292,9 +292,7 @@ def run_snapshot(snapshot_id: int) -> ExportSnapshot:
     snapshot = ExportSnapshot.objects.get(pk=snapshot_id)
     if snapshot.finished:
         return snapshot
-    ExportSnapshot.objects.filter(pk=snapshot.pk).update(
-        status=JobStatus.RUNNING, started_at=timezone.now(), error=""
-    )
+    snapshot.set_status(JobStatus.RUNNING, started_at=timezone.now(), error="")
 
     def progress(phase: str, done: int, total: int) -> None:
         ExportSnapshot.objects.filter(pk=snapshot.pk).update(
@@ -315,24 +313,19 @@ def run_snapshot(snapshot_id: int) -> ExportSnapshot:
         (work / f"{name}.zip").replace(root / f"{name}.zip")
         _freeze(final)
         manifest_sha = result.files["manifest.json"]["sha256"]
-        ExportSnapshot.objects.filter(pk=snapshot.pk).update(
-            status=JobStatus.SUCCEEDED,
+        snapshot.set_status(
+            JobStatus.SUCCEEDED,
             phase="done",
             directory=f"exports/{name}",
             zip_path=f"exports/{name}.zip",
             counts={"splits": result.counts, "excluded": result.excluded},
             manifest_sha256=manifest_sha,
-            finished_at=timezone.now(),
         )
     except ExportProblem as exc:
-        ExportSnapshot.objects.filter(pk=snapshot.pk).update(
-            status=JobStatus.FAILED, error=str(exc), finished_at=timezone.now()
-        )
+        snapshot.set_status(JobStatus.FAILED, error=str(exc))
     except Exception as exc:
-        ExportSnapshot.objects.filter(pk=snapshot.pk).update(
-            status=JobStatus.FAILED,
-            error=f"the export failed: {type(exc).__name__}: {exc}",
-            finished_at=timezone.now(),
+        snapshot.set_status(
+            JobStatus.FAILED, error=f"the export failed: {type(exc).__name__}: {exc}"
         )
         raise
     finally:

@@ -75,10 +75,7 @@ def run_import_job(*, job_id: int) -> ImportJob:
         job = ImportJob.objects.select_for_update().get(pk=job_id)
         if job.finished:
             return job
-        job.status = JobStatus.RUNNING
-        job.started_at = timezone.now()
-        job.phase = "counting"
-        job.save(update_fields=["status", "started_at", "phase"])
+        job.set_status(JobStatus.RUNNING, started_at=timezone.now(), phase="counting")
 
     path = Path(job.file_path)
 
@@ -170,13 +167,7 @@ def _finish(
     count: int,
     result: ImportResult | None = None,
 ) -> None:
-    fields: dict[str, Any] = {
-        "status": status,
-        "errors": errors,
-        "error_count": count,
-        "finished_at": timezone.now(),
-        "phase": "",
-    }
+    fields: dict[str, Any] = {"errors": errors, "error_count": count, "phase": ""}
     if result is not None:
         fields |= {
             "imported": result.imported if result.written else 0,
@@ -185,11 +176,9 @@ def _finish(
             "batch": Batch.objects.filter(name=result.batch).first(),
         }
     job = ImportJob.objects.get(pk=job_id)
-    for key, value in fields.items():
-        setattr(job, key, value)
     if job.rows_total:
-        job.rows_read = job.rows_total
-    job.save()
+        fields["rows_read"] = job.rows_total
+    job.set_status(status, **fields)
 
 
 @dataclass(frozen=True)

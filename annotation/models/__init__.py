@@ -40,7 +40,7 @@ from annotation.models.dialogues import (
 )
 from annotation.models.exports import ExportQuerySet, ExportSnapshot
 from annotation.models.imports import ImportJob, ImportJobQuerySet, ImportKind
-from annotation.models.jobs import JobStatus
+from annotation.models.jobs import JOB_TRANSITIONS, Job, JobRefused, JobStatus
 from annotation.models.labels import (
     Label,
     LabelCategory,
@@ -73,6 +73,7 @@ from annotation.models.review import (
 
 __all__ = [
     "BATCH_NAME_PATTERN",
+    "JOB_TRANSITIONS",
     "LABELLED_BY_HUMANS",
     "Adjudication",
     "AdjudicationQuerySet",
@@ -104,6 +105,8 @@ __all__ = [
     "ImportJob",
     "ImportJobQuerySet",
     "ImportKind",
+    "Job",
+    "JobRefused",
     "JobStatus",
     "JuryDecision",
     "JuryVerdict",

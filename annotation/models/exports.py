@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from annotation.models.batches import Batch, NeedsCautionPolicy
-from annotation.models.jobs import JobStatus
+from annotation.models.jobs import Job, JobStatus
 
 
 class ExportQuerySet(models.QuerySet["ExportSnapshot"]):
@@ -12,7 +12,7 @@ class ExportQuerySet(models.QuerySet["ExportSnapshot"]):
         return self.filter(status__in=[JobStatus.PENDING, JobStatus.RUNNING])
 
 
-class ExportSnapshot(models.Model):
+class ExportSnapshot(Job):
     """One export of training data: its parameters, progress and, once written, an
     immutable folder of files (DESIGN section 6) and its zip.
 
@@ -59,13 +59,9 @@ class ExportSnapshot(models.Model):
         return f"export {self.pk} of {', '.join(self.batch_names)}"
 
     @property
-    def percent(self) -> int:
-        if self.status == JobStatus.SUCCEEDED:
-            return 100
-        if not self.steps_total:
-            return 0
-        return min(99, int(100 * self.steps_done / self.steps_total))
+    def done(self) -> int:
+        return self.steps_done
 
     @property
-    def finished(self) -> bool:
-        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+    def total(self) -> int:
+        return self.steps_total

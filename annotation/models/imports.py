@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from annotation.models.batches import Batch
-from annotation.models.jobs import JobStatus
+from annotation.models.jobs import Job, JobStatus
 
 
 class ImportKind(models.TextChoices):
@@ -17,7 +17,7 @@ class ImportJobQuerySet(models.QuerySet["ImportJob"]):
         return self.filter(status__in=[JobStatus.PENDING, JobStatus.RUNNING])
 
 
-class ImportJob(models.Model):
+class ImportJob(Job):
     """An upload being imported by a worker; its progress is what the page polls."""
 
     kind = models.CharField(
@@ -57,13 +57,26 @@ class ImportJob(models.Model):
         return f"import {self.pk} of {self.original_name} into {self.batch_name}"
 
     @property
-    def percent(self) -> int:
-        if self.status == JobStatus.SUCCEEDED:
-            return 100
-        if not self.rows_total:
-            return 0
-        return min(99, int(100 * self.rows_read / self.rows_total))
+    def done(self) -> int:
+        return self.rows_read
 
     @property
-    def finished(self) -> bool:
-        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+    def total(self) -> int:
+        return self.rows_total or 0
+
+    @property
+    def error_text(self) -> str:
+        """Why the import failed: what was wrong with the file, or how many rows
+        had an error ("" unless it failed)."""
+        if self.status != JobStatus.FAILED:
+            return ""
+        file_level = [
+            e.get("message") or e.get("text") or ""
+            for e in self.errors or []
+            if e.get("line") is None
+        ]
+        if file_level:
+            return " ".join(file_level)
+        if self.error_count == 1:
+            return "1 row has an error; nothing was written."
+        return f"{self.error_count} rows have errors; nothing was written."

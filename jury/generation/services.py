@@ -280,9 +280,7 @@ def run_in_process(*, run: GenerationRun) -> None:
 
 def cancel_generation_run(*, run: GenerationRun) -> GenerationRun:
     """Stop a run: queued chunks find it cancelled and generate nothing."""
-    GenerationRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
-        status=RunStatus.CANCELLED
-    )
+    GenerationRun.move_status(run.pk, RunStatus.CANCELLED)
     run.refresh_from_db()
     return run
 
@@ -294,7 +292,7 @@ def resume_generation_run(*, run: GenerationRun) -> GenerationRun:
     if not run.generator.available:
         raise GenerationError(f"Generator {run.generator.name} is not available.")
     with transaction.atomic():
-        GenerationRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
+        GenerationRun.move_status(run.pk, RunStatus.RUNNING)
         run_id = run.pk
         transaction.on_commit(lambda: enqueue_missing(run_id=run_id))
     run.refresh_from_db()
@@ -494,9 +492,7 @@ def finish_if_complete(run: GenerationRun) -> bool:
     """Mark a running run done once no target is pending."""
     if GenerationTarget.objects.filter(run=run, status=TargetStatus.PENDING).exists():
         return False
-    GenerationRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
-        status=RunStatus.DONE, finished_at=timezone.now()
-    )
+    GenerationRun.move_status(run.pk, RunStatus.DONE)
     return True
 
 
@@ -529,7 +525,8 @@ _STATUS_COUNTS = {
 
 
 def generation_progress(run: GenerationRun) -> GenerationProgress:
-    """Counts from the database: two aggregate queries, whatever the run's size."""
+    """Counts from the database: two aggregate queries, whatever the run's size;
+    the run keeps its finished targets and their number as its `counts`."""
     totals = GenerationTarget.objects.filter(run=run).aggregate(**_STATUS_COUNTS)
     by_strategy = {
         strategy: (n - pending, n)
@@ -541,4 +538,6 @@ def generation_progress(run: GenerationRun) -> GenerationProgress:
         .order_by("strategy")
         .values_list("strategy", "n", "pending")
     }
-    return GenerationProgress(by_strategy=by_strategy, **totals)
+    progress = GenerationProgress(by_strategy=by_strategy, **totals)
+    run.counts = (progress.finished, progress.targets)  # the run's done and total
+    return progress

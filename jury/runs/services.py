@@ -29,7 +29,6 @@ from annotation.facade import (
 )
 from jury.backends import Backend, BackendError, BackendUnavailable, get_backend
 from jury.models import (
-    RUN_TRANSITIONS,
     Judge,
     JudgePhase,
     JuryRun,
@@ -142,20 +141,6 @@ def select_dialogues(
     ).dialogue_ids
 
 
-def set_status(run_id: int, status: str, **fields: Any) -> bool:
-    """Move a run to `status` if RUN_TRANSITIONS allows it from where it is now.
-
-    One conditional UPDATE, so two workers finishing or failing at once cannot both
-    move it; False when the run was elsewhere (nothing written).
-    """
-    sources = [s for s, targets in RUN_TRANSITIONS.items() if status in targets]
-    return bool(
-        JuryRun.objects.filter(pk=run_id, status__in=sources).update(
-            status=status, **fields
-        )
-    )
-
-
 def nothing_to_judge(scope: str, selection: Selection) -> str:
     """Why a selection is empty, with what its scope left out."""
     if scope != Scope.UNSAFE_MAJORITY:
@@ -265,7 +250,7 @@ def run_in_process(*, run: JuryRun) -> None:
 
 def cancel_run(*, run: JuryRun) -> JuryRun:
     """Stop a run: queued chunks find it cancelled and do nothing."""
-    set_status(run.pk, RunStatus.CANCELLED)
+    JuryRun.move_status(run.pk, RunStatus.CANCELLED)
     run.refresh_from_db()
     return run
 
@@ -279,7 +264,7 @@ def resume_run(*, run: JuryRun) -> JuryRun:
             RunStatus.DONE
         ):
             raise RunError("This run is complete.")
-        set_status(run.pk, RunStatus.RUNNING, error="", finished_at=None)
+        JuryRun.move_status(run.pk, RunStatus.RUNNING, error="")
         RunJudgeState.objects.filter(run=run, phase=JudgePhase.FAILED).delete()
         run_id = run.pk
         transaction.on_commit(lambda: enqueue_missing(run_id=run_id))
@@ -301,11 +286,8 @@ def record_failure(*, run_id: int, judge_id: int, error: str) -> None:
             judge=judge,
             defaults={"phase": JudgePhase.FAILED, "error": error[:ERROR_CHARS]},
         )
-        set_status(
-            run_id,
-            RunStatus.FAILED,
-            error=f"{judge.name}: {error}"[:ERROR_CHARS],
-            finished_at=timezone.now(),
+        JuryRun.move_status(
+            run_id, RunStatus.FAILED, error=f"{judge.name}: {error}"[:ERROR_CHARS]
         )
 
 
@@ -482,7 +464,7 @@ def finish_if_complete(run: JuryRun) -> bool:
     progress = run_progress(run)
     if progress.votes < progress.expected:
         return False
-    set_status(run.pk, RunStatus.DONE, finished_at=timezone.now())
+    JuryRun.move_status(run.pk, RunStatus.DONE)
     return True
 
 
@@ -507,7 +489,8 @@ class RunProgress:
 
 
 def run_progress(run: JuryRun) -> RunProgress:
-    """Counts from the database (a few aggregate queries, whatever the run's size)."""
+    """Counts from the database (a few aggregate queries, whatever the run's size);
+    the run keeps its votes and their expected number as its `counts`."""
     by_judge = {
         row["judge"]: row
         for row in Label.objects.filter(kind=VoteKind.MODEL, run_key=run.key)
@@ -525,7 +508,7 @@ def run_progress(run: JuryRun) -> RunProgress:
             .values_list("decision", "n")
         )
     )
-    return RunProgress(
+    progress = RunProgress(
         dialogues=RunDialogue.objects.filter(run=run).count(),
         judges=run.judges.count(),
         votes=votes,
@@ -534,6 +517,8 @@ def run_progress(run: JuryRun) -> RunProgress:
         decisions=dict(decisions),
         by_judge={name: row["n"] for name, row in by_judge.items()},
     )
+    run.counts = (progress.votes, progress.expected)  # the run's done and total
+    return progress
 
 
 def run_state(

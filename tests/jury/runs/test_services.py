@@ -27,7 +27,6 @@ from jury.runs.services import (
     run_state,
     scope_selection,
     select_dialogues,
-    set_status,
     start_run,
 )
 from jury.runs.state import Waiting
@@ -515,8 +514,8 @@ def test_a_run_moves_only_as_its_transitions_allow(batch, endpoint):
     run_in_process(run=run)
 
     # a finished run cannot be cancelled, failed or resumed
-    assert set_status(run.pk, RunStatus.CANCELLED) is False
-    assert set_status(run.pk, RunStatus.FAILED, error="late") is False
+    assert JuryRun.move_status(run.pk, RunStatus.CANCELLED) is False
+    assert JuryRun.move_status(run.pk, RunStatus.FAILED, error="late") is False
     with pytest.raises(RunError, match="complete"):
         resume_run(run=run)
     run.refresh_from_db()
