@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from accounts.http import HtmxHttpRequest
+from accounts.http import HtmxHttpRequest, page_or_fragment
 from accounts.models import User
 from accounts.ordering import by_username
 from accounts.permissions import lead_required
@@ -167,9 +167,9 @@ def batch_assign(request: HtmxHttpRequest, name: str) -> HttpResponse:
 @lead_required
 def batch_progress_page(request: HtmxHttpRequest, name: str) -> HttpResponse:
     batch = batches.batch_named(name)
-    template = "annotation/lead/batch_progress.html"
-    if request.htmx and request.htmx.target in ("batch-progress", "open-flags"):
-        template += "#" + request.htmx.target
+    template = page_or_fragment(
+        request, "annotation/lead/batch_progress.html", "batch-progress", "open-flags"
+    )
     return render(request, template, _progress_context(batch))
 
 

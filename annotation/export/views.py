@@ -14,7 +14,7 @@ from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
-from accounts.http import HtmxHttpRequest
+from accounts.http import HtmxHttpRequest, page_or_fragment
 from accounts.permissions import admin_role_required, lead_required
 from annotation.export.forms import ExportForm, start_export_from
 from annotation.export.services import ExportProblem, snapshot_bytes
@@ -189,9 +189,9 @@ def export_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "written": _written(snapshot),
         "nav": "exports",
     }
-    template = "annotation/export_detail.html"
-    if request.htmx:
-        template += "#export-progress"
+    template = page_or_fragment(
+        request, "annotation/export_detail.html", "export-progress"
+    )
     return render(request, template, context)
 
 

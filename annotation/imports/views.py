@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
-from accounts.http import HtmxHttpRequest
+from accounts.http import HtmxHttpRequest, page_or_fragment
 from accounts.permissions import lead_required
 from annotation.imports.forms import ImportForm
 from annotation.imports.jobs import shown_errors, start_import
@@ -56,9 +56,9 @@ def import_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         ImportJob.objects.select_related("batch", "created_by"), pk=pk
     )
     file_errors, row_errors = shown_errors(job)
-    template = "annotation/import_detail.html"
-    if request.htmx:
-        template += "#import-progress"
+    template = page_or_fragment(
+        request, "annotation/import_detail.html", "import-progress"
+    )
     context = {
         "job": job,
         "file_errors": file_errors,

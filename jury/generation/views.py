@@ -8,7 +8,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.http import HtmxHttpRequest
+from accounts.http import HtmxHttpRequest, page_or_fragment
 from accounts.permissions import lead_required
 from jury.generation.forms import GenerationForm
 from jury.generation.services import (
@@ -20,6 +20,7 @@ from jury.generation.services import (
 )
 from jury.models import GenerationRun, GenerationTarget, TargetStatus
 
+DETAIL = "jury/generation_detail.html"
 FILTERS = {"": "All", **dict(TargetStatus.choices)}
 
 
@@ -68,10 +69,9 @@ def generation_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     )
     progress = generation_progress(run)
     context: dict[str, Any] = {"run": run, "progress": progress, "nav": "jury"}
-    if request.htmx and request.GET.get("part") == "progress":
-        return render(
-            request, "jury/generation_detail.html#generation-progress", context
-        )
+    template = page_or_fragment(request, DETAIL, "generation-progress")
+    if template != DETAIL:
+        return render(request, template, context)
     selected = request.GET.get("show", "")
     if selected not in FILTERS:
         selected = ""
@@ -82,7 +82,7 @@ def generation_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         targets.select_related("dialogue", "result").order_by("pk"), 50
     ).get_page(request.GET.get("page"))
     context |= {"page": page, "filters": FILTERS, "selected": selected}
-    return render(request, "jury/generation_detail.html", context)
+    return render(request, DETAIL, context)
 
 
 @require_POST

@@ -11,7 +11,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.http import HtmxHttpRequest
+from accounts.http import HtmxHttpRequest, page_or_fragment
 from accounts.permissions import lead_required
 from annotation.facade import Dialogue, JuryDecision, Label, LabelCategory, VoteKind
 from jury.models import Judge, JuryRun, RunDialogue, Scope
@@ -29,6 +29,9 @@ from jury.runs.services import (
     start_run,
 )
 from jury.runs.state import Waiting
+
+RUN_NEW = "jury/run_new.html"
+RUN_DETAIL = "jury/run_detail.html"
 
 FILTERS = {
     "": "All",
@@ -90,10 +93,10 @@ def _scope_summary(data: Any) -> dict[str, Any]:
 @require_http_methods(["GET", "POST"])
 @lead_required
 def run_new(request: HtmxHttpRequest) -> HttpResponse:
-    if request.htmx and request.GET.get("part") == "summary":
-        return render(
-            request, "jury/run_new.html#scope-summary", _scope_summary(request.GET)
-        )
+    # The summary follows the form as it is filled in: htmx sends its fields.
+    template = page_or_fragment(request, RUN_NEW, "scope-summary")
+    if template != RUN_NEW:
+        return render(request, template, _scope_summary(request.GET))
     form = RunForm(request.POST or None, initial={"batch": request.GET.get("batch")})
     if request.method == "POST" and form.is_valid():
         try:
@@ -113,7 +116,7 @@ def run_new(request: HtmxHttpRequest) -> HttpResponse:
             return redirect("jury:run_detail", pk=run.pk)
     context = {"form": form, "nav": "jury"}
     context |= _scope_summary(request.POST if request.method == "POST" else request.GET)
-    return render(request, "jury/run_new.html", context)
+    return render(request, RUN_NEW, context)
 
 
 def _dialogue_rows(run: JuryRun, selected: str) -> Any:
@@ -167,8 +170,9 @@ def run_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         ),
         "nav": "jury",
     }
-    if request.htmx and request.GET.get("part") == "progress":
-        return render(request, "jury/run_detail.html#run-progress", context)
+    template = page_or_fragment(request, RUN_DETAIL, "run-progress", "run-results")
+    if template == f"{RUN_DETAIL}#run-progress":
+        return render(request, template, context)
     selected = request.GET.get("show", "")
     if selected not in FILTERS:
         selected = ""
@@ -205,9 +209,7 @@ def run_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "selected": selected,
         "matrix": matrix,
     }
-    if request.htmx and request.GET.get("part") == "results":
-        return render(request, "jury/run_detail.html#run-results", context)
-    return render(request, "jury/run_detail.html", context)
+    return render(request, template, context)
 
 
 @require_POST

@@ -408,7 +408,11 @@ def test_unfinished_snapshots_poll_until_they_are_finished(lead_client: Client):
 
     # when htmx asks for the list's table and the page's progress
     table_part = lead_client.get("/exports/", HTTP_HX_REQUEST="true")
-    progress = lead_client.get(f"/exports/{snapshot.pk}/", HTTP_HX_REQUEST="true")
+    progress = lead_client.get(
+        f"/exports/{snapshot.pk}/",
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_TARGET="export-progress",
+    )
 
     # then only the fragments come back, and both keep polling
     assert table_part.content.decode().lstrip().startswith('<div id="export-table"')
@@ -423,7 +427,11 @@ def test_unfinished_snapshots_poll_until_they_are_finished(lead_client: Client):
         status=JobStatus.FAILED, error="boom"
     )
     table_part = lead_client.get("/exports/", HTTP_HX_REQUEST="true")
-    progress = lead_client.get(f"/exports/{snapshot.pk}/", HTTP_HX_REQUEST="true")
+    progress = lead_client.get(
+        f"/exports/{snapshot.pk}/",
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_TARGET="export-progress",
+    )
     assert "hx-trigger" not in table_part.content.decode()
     assert "hx-trigger" not in progress.content.decode()
 

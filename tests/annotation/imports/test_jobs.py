@@ -68,6 +68,10 @@ def test_upload_page_imports_in_the_worker_and_shows_the_result(
     assert not Path(job.file_path).exists()
 
 
+# htmx polling the progress fragment: hx-target="#import-progress"
+HX_PROGRESS = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "import-progress"}
+
+
 def test_progress_partial_polls_until_the_job_is_finished(lead_client):
     # given a queued import that no worker has taken yet
     job = ImportJob.objects.create(
@@ -75,7 +79,7 @@ def test_progress_partial_polls_until_the_job_is_finished(lead_client):
     )
 
     # when htmx asks for the progress fragment
-    fragment = lead_client.get(f"/imports/{job.pk}/", HTTP_HX_REQUEST="true")
+    fragment = lead_client.get(f"/imports/{job.pk}/", **HX_PROGRESS)
 
     # then only the fragment comes back, and it keeps polling
     html = fragment.content.decode()
@@ -84,9 +88,7 @@ def test_progress_partial_polls_until_the_job_is_finished(lead_client):
     assert "<html" not in html
     # and once the job is finished it stops polling
     ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED)
-    done = lead_client.get(
-        f"/imports/{job.pk}/", HTTP_HX_REQUEST="true"
-    ).content.decode()
+    done = lead_client.get(f"/imports/{job.pk}/", **HX_PROGRESS).content.decode()
     assert "hx-trigger" not in done
 
 

@@ -1034,7 +1034,10 @@ def test_the_run_page_polls_its_progress_and_can_cancel_and_resume(
     url = reverse("jury:generation_detail", args=[run.pk])
 
     page = lead_client.get(url).content.decode()
-    part = lead_client.get(url + "?part=progress", **HX).content.decode()
+    part = lead_client.get(
+        url, **HX, HTTP_HX_TARGET="generation-progress"
+    ).content.decode()
+    whole = lead_client.get(url, **HX, HTTP_HX_TARGET="elsewhere").content.decode()
     cancel = lead_client.post(reverse("jury:generation_cancel", args=[run.pk]))
     run.refresh_from_db()
     status_after_cancel = run.status
@@ -1046,6 +1049,7 @@ def test_the_run_page_polls_its_progress_and_can_cancel_and_resume(
     assert "0 / 3" in page
     assert part.lstrip().startswith('<section id="generation-progress"')
     assert "<h2>Texts</h2>" not in part
+    assert "<h2>Texts</h2>" in whole
     assert cancel.status_code == resume.status_code == 302
     assert status_after_cancel == RunStatus.CANCELLED
     assert run.status == RunStatus.RUNNING

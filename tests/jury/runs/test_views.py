@@ -6,7 +6,9 @@ from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from annotation.facade import ModelVoteIn, record_model_votes
@@ -22,6 +24,12 @@ from jury.models import (
 from jury.runs.services import decide_dialogues
 from tests.conftest import login
 from tests.factories import BatchFactory, DialogueFactory, LabelFactory
+
+
+def hx(target: str) -> dict[str, str]:
+    """The headers of htmx asking for the fragment `target` (its hx-target)."""
+    return {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": target}
+
 
 pytestmark = pytest.mark.django_db
 
@@ -196,7 +204,7 @@ def test_the_agreement_matrix_counts_valid_votes_only(lead_client: Client):
 def test_the_progress_fragment_is_what_htmx_polls(lead_client: Client):
     run, _ = make_run()
     html = lead_client.get(
-        f"/jury/runs/{run.pk}/", {"part": "progress"}, HTTP_HX_REQUEST="true"
+        f"/jury/runs/{run.pk}/", **hx("run-progress")
     ).content.decode()
     assert html.lstrip().startswith('<section id="run-progress"')
     assert 'aria-valuenow="100"' in html
@@ -211,8 +219,8 @@ def test_the_votes_refresh_while_the_run_goes_on_and_stop_when_it_is_done(
     page = lead_client.get(f"/jury/runs/{run.pk}/?show=&page=1").content.decode()
     assert page.count('<span class="subtle">pending</span>') == 9
     assert (
-        f'<div id="run-results" hx-get="/jury/runs/{run.pk}/?show=&amp;page=1&amp;'
-        'part=results" hx-trigger="every 5s" hx-swap="outerHTML">' in page
+        f'<div id="run-results" hx-get="/jury/runs/{run.pk}/?show=&amp;page=1" '
+        'hx-trigger="every 5s" hx-target="#run-results" hx-swap="outerHTML">' in page
     )
 
     # when the votes are written and the page polls its results
@@ -228,7 +236,7 @@ def test_the_votes_refresh_while_the_run_goes_on_and_stop_when_it_is_done(
     )
     JuryRun.objects.filter(pk=run.pk).update(status="done")
     part = lead_client.get(
-        f"/jury/runs/{run.pk}/", {"part": "results"}, HTTP_HX_REQUEST="true"
+        f"/jury/runs/{run.pk}/", **hx("run-results")
     ).content.decode()
 
     # then the fragment shows them, and a finished run polls no more
@@ -247,6 +255,30 @@ def test_the_run_page_query_count_does_not_grow_with_the_run(
     large, _ = make_run(30)
     with django_assert_max_num_queries(len(captured.captured_queries)):
         lead_client.get(f"/jury/runs/{large.pk}/")
+
+
+def test_the_polled_progress_counts_the_votes_once_whatever_the_runs_size(
+    lead_client: Client,
+):
+    # given a small run and a large one
+    small, _ = make_run(3)
+    large, _ = make_run(30)
+
+    # when htmx polls each one's progress
+    def polled(run: JuryRun) -> list[str]:
+        with CaptureQueriesContext(connection) as captured:
+            response = lead_client.get(f"/jury/runs/{run.pk}/", **hx("run-progress"))
+        assert response.status_code == 200
+        return [q["sql"] for q in captured.captured_queries]
+
+    small_queries, large_queries = polled(small), polled(large)
+
+    # then both read the same queries, and the bar counted no vote of its own: the
+    # votes are counted once, by the progress (grouped by judge)
+    assert len(small_queries) == len(large_queries)
+    votes = [q for q in large_queries if 'FROM "annotation_label"' in q]
+    assert len(votes) == 1
+    assert "GROUP BY" in votes[0]
 
 
 def test_starting_a_run_from_the_page(
@@ -478,9 +510,8 @@ def test_the_new_run_form_counts_what_the_scope_judges_and_leaves_out(
     page = lead_client.get("/jury/runs/new/", {"batch": "counted"}).content.decode()
     widened = lead_client.get(
         "/jury/runs/new/",
-        {"part": "summary", "batch": "counted", "scope": "unsafe_majority"}
-        | {"include_incomplete": "on"},
-        HTTP_HX_REQUEST="true",
+        {"batch": "counted", "scope": "unsafe_majority", "include_incomplete": "on"},
+        **hx("scope-summary"),
     ).content.decode()
 
     # then the summary says what is judged and what waits
@@ -500,7 +531,7 @@ def test_the_run_page_says_a_queued_run_waits_for_a_worker(lead_client: Client):
     run, _ = make_run(votes=False)
 
     html = lead_client.get(
-        f"/jury/runs/{run.pk}/", {"part": "progress"}, HTTP_HX_REQUEST="true"
+        f"/jury/runs/{run.pk}/", **hx("run-progress")
     ).content.decode()
 
     # then it says queued, names the queues, and keeps polling

@@ -163,7 +163,9 @@ def dialogue_rows(client: Client, run: JuryRun) -> list[list[str]]:
 def progress_fragment(client: Client, run: JuryRun) -> dict[str, str | bool]:
     """What the htmx poll of the run page gets: percent, status, the state in words
     (its phase and its sentence), still polling."""
-    response = client.get(f"/jury/runs/{run.pk}/?part=progress", HTTP_HX_REQUEST="true")
+    response = client.get(
+        f"/jury/runs/{run.pk}/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="run-progress"
+    )
     assert response.status_code == 200
     html = response.content.decode()
     assert html.lstrip().startswith('<section id="run-progress"')
