@@ -35,10 +35,13 @@ SCHEMA = {
 class ChatServer:
     """Answers each chat completion with the user's message, after ``delay_s``.
 
-    A message ``status 400`` (or any code) is answered with that HTTP error.
+    A message ``status 400`` (or any code) is answered with that HTTP error. With
+    ``gather`` set, a request waits (up to 2 s) until that many are in flight, so a
+    client allowed that many at once reaches it however busy the machine is.
     """
 
     delay_s: float = 0.0
+    gather: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     in_flight: int = 0
@@ -62,6 +65,11 @@ class ChatServer:
                     )
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                deadline = time.monotonic() + 2
+                while server.max_in_flight < server.gather:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.005)
                 try:
                     time.sleep(server.delay_s)
                     content = body["messages"][-1]["content"]
@@ -194,17 +202,17 @@ def test_without_a_schema_no_response_format_is_sent(server: ChatServer) -> None
 def test_requests_run_concurrently_up_to_the_bound_and_keep_their_order(
     server: ChatServer,
 ) -> None:
+    # every request waits until four are in flight: one at a time would stall at
+    # one, and an unbounded client would go past four
     server.delay_s = 0.2
+    server.gather = 4
     backend = get_backend(judge(server.url, max_in_flight=4))
     messages = [f"item {i}" for i in range(8)]
 
-    started = time.perf_counter()
     generations = backend.generate([user(m) for m in messages], schema=SCHEMA)
-    elapsed = time.perf_counter() - started
 
     assert [g.text for g in generations] == [f"echo: {m}" for m in messages]
     assert server.max_in_flight == 4
-    assert elapsed < 8 * server.delay_s / 2  # two waves of four, not eight calls
     assert all(g.latency_ms >= 200 for g in generations)
 
 
