@@ -5,6 +5,7 @@ entered it; a new result replaces the old toast; nothing covers the fields."""
 import io
 
 import pytest
+from playwright.sync_api import expect
 
 from annotation.models import Label
 from tests.browser.conftest import log_in, screenshot
@@ -138,9 +139,10 @@ def test_a_refused_vote_focuses_its_message_and_replaces_the_saved_toast(
     page.locator("#vote-form .form-errors").wait_for()
 
     # then the old toast is gone, the focus is on the message, not in the comment
-    assert page.locator("#toasts .toast").count() == 0
+    # (once the swap has settled: Playwright's expect waits up to 5 s for it)
+    expect(page.locator("#toasts .toast")).to_have_count(0)
+    expect(page.locator("#vote-form .form-errors")).to_be_focused()
     assert page.evaluate(FOCUSED) == "DIV"
-    assert page.evaluate("document.activeElement.classList.contains('form-errors')")
     screenshot(page, "work-refused")
     # and a letter is a key again: Violence, then the vote saves
     page.keyboard.press("a")
