@@ -24,16 +24,22 @@ from annotation.demo import (
 )
 from annotation.final_labels.services import recompute_on_commit
 from annotation.imports.formats import content_hash, prompt_and_response
+from annotation.leases import Heartbeat, holder_name
 from annotation.models import (
     Augmentation,
     Batch,
     Dialogue,
+    ExportSnapshot,
+    ImportJob,
     Job,
+    JobStatus,
     JuryDecision,
     Label,
     LabelCategory,
+    Leased,
     VoteKind,
 )
+from annotation.models.jobs import lost_text, max_attempts, requeued_text
 from annotation.rules.derivation import human_majority
 from taxonomy.models import Category
 
@@ -45,20 +51,29 @@ __all__ = [
     "Augmentation",
     "Batch",
     "Dialogue",
+    "ExportSnapshot",
+    "Heartbeat",
+    "ImportJob",
     "Job",
+    "JobStatus",
     "JuryDecision",
     "Label",
     "LabelCategory",
+    "Leased",
     "ModelVoteIn",
     "VoteKind",
     "content_hash",
     "differs_from_file",
     "enqueue",
+    "holder_name",
     "human_majority",
+    "lost_text",
+    "max_attempts",
     "prompt_and_response",
     "recompute_on_commit",
     "record_jury_decision",
     "record_model_votes",
+    "requeued_text",
     "seed_demo",
 ]
 

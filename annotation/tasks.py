@@ -1,21 +1,30 @@
 """Celery tasks of the annotation app: thin wrappers that load ids and call services."""
 
-from celery import shared_task
+from celery import Task, shared_task
 from kombu.exceptions import OperationalError as BrokerError
 
 from annotation.imports.jobs import run_import_job
+from annotation.leases import holder_name, reap_lost_jobs
 
 
 @shared_task(
+    bind=True,
     name="annotation.run_import",
     acks_late=True,
     autoretry_for=(BrokerError,),
     retry_backoff=True,
     max_retries=5,
 )
-def run_import(job_id: int) -> str:
-    job = run_import_job(job_id=job_id)
+def run_import(self: Task, job_id: int) -> str:
+    job = run_import_job(job_id=job_id, holder=holder_name(self.request.hostname or ""))
     return job.status
+
+
+@shared_task(name="annotation.reap_lost_jobs", ignore_result=True)
+def reap_lost_jobs_task() -> dict[str, int]:
+    """Celery beat's: imports and exports whose worker was lost, queued again."""
+    reaped = reap_lost_jobs()
+    return {"requeued": reaped.requeued, "failed": reaped.failed}
 
 
 @shared_task(name="annotation.compute_agreement", acks_late=True)
@@ -46,14 +55,16 @@ def derive_final_labels(batch_id: int) -> dict[str, int]:
 
 
 @shared_task(
+    bind=True,
     name="annotation.run_export",
     acks_late=True,
     autoretry_for=(BrokerError,),
     retry_backoff=True,
     max_retries=5,
 )
-def run_export(snapshot_id: int) -> str:
+def run_export(self: Task, snapshot_id: int) -> str:
     """Write an export snapshot's files and zip (idempotent: a finished one is kept)."""
     from annotation.export.services import run_snapshot
 
-    return run_snapshot(snapshot_id).status
+    holder = holder_name(self.request.hostname or "")
+    return run_snapshot(snapshot_id, holder=holder).status

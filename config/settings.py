@@ -7,6 +7,7 @@ and the secret key must be given.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -20,6 +21,12 @@ def env_bool(name: str, default: bool) -> bool:
     if value is None or value == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A DRF rate ("600/min"); "off" or "none": not throttled."""
+    value = os.environ.get(name, "").strip() or default
+    return None if value.lower() in {"off", "none"} else value
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -61,9 +68,11 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "csp",
     "django_htmx",
     "template_partials",
     "django_celery_results",
+    "axes",
     "accounts",
     "taxonomy",
     "annotation",
@@ -72,6 +81,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The Content-Security-Policy header (CONTENT_SECURITY_POLICY below).
+    "config.csp.PathScopedCSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -82,6 +93,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     # Innermost: it sees a view's PermissionDenied and Http404 first.
     "config.error_pages.ErrorPagesMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -144,6 +157,32 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
+# Logins lock after repeated failures (django-axes): per username, whatever the
+# address, and per address, whatever the username. The lock lifts by itself after the
+# cool-off (counted from the last failure) or by an admin (accounts.lockouts).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("AEGIS_LOGIN_FAILURE_LIMIT", 10))
+AXES_COOLOFF_TIME = timedelta(
+    minutes=float(os.environ.get("AEGIS_LOGIN_COOLOFF_MINUTES", 15))
+)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# A success does not wipe the count: it would let anyone with an account clear the
+# failures recorded from their address against somebody else's.
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "accounts.lockouts.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False  # no banner on every manage.py command
+# A try while locked is refused but not counted: the lock ends when the page says.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The client's address: REMOTE_ADDR, or behind that many proxies the address the
+# first of them put in X-Forwarded-For; else every user would share the proxy's
+# address and lock each other out.
+AEGIS_PROXY_COUNT = int(os.environ.get("AEGIS_PROXY_COUNT", 0))
+AXES_CLIENT_IP_CALLABLE = "accounts.lockouts.client_address"
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
@@ -174,6 +213,17 @@ STORAGES = {
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 AEGIS_MAX_UPLOAD_BYTES = int(os.environ.get("AEGIS_MAX_UPLOAD_BYTES", 2 * 1024**3))
+# What one import file may hold: the bytes it unpacks to, the bytes of one line or
+# record, the characters of one text field, and how deep its JSON nests. A file past
+# any of them is refused (nothing written) before it can fill a worker's memory.
+AEGIS_MAX_IMPORT_BYTES = int(os.environ.get("AEGIS_MAX_IMPORT_BYTES", 2 * 1024**3))
+AEGIS_MAX_IMPORT_LINE_BYTES = int(
+    os.environ.get("AEGIS_MAX_IMPORT_LINE_BYTES", 8 * 1024**2)
+)
+AEGIS_MAX_IMPORT_FIELD_CHARS = int(
+    os.environ.get("AEGIS_MAX_IMPORT_FIELD_CHARS", 1024**2)
+)
+AEGIS_MAX_IMPORT_JSON_DEPTH = int(os.environ.get("AEGIS_MAX_IMPORT_JSON_DEPTH", 64))
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = (
@@ -184,6 +234,39 @@ X_FRAME_OPTIONS = "DENY"
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
+# HTTPS: off unless asked for, since a first deployment may still be on plain HTTP and
+# a browser that saw an HSTS header refuses HTTP for that long. With HSTS on,
+# subdomains and the preload list are included unless said otherwise.
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "0") or 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", False)
+# Behind a proxy that terminates TLS, the header it sets to say the request came in
+# over HTTPS ("X-Forwarded-Proto"); without it an SSL redirect would loop. Set it
+# only when the proxy always sets (or strips) that header.
+if os.environ.get("DJANGO_SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = (
+        "HTTP_"
+        + os.environ["DJANGO_SECURE_PROXY_SSL_HEADER"]
+        .strip()
+        .upper()
+        .replace("-", "_"),
+        "https",
+    )
+# No inline script or style anywhere: what a page runs and how it looks come from
+# static/. config.csp relaxes style-src for DRF's browsable API only.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -197,12 +280,29 @@ REST_FRAMEWORK = {
     # A service's refusal (accounts.refusals.Refused) answers with its status and
     # body; a row that does not exist is a 404.
     "EXCEPTION_HANDLER": "config.error_pages.api_exception_handler",
+    # Per address for anonymous clients, per user for signed-in ones; a client over
+    # its rate gets 429 with Retry-After. The counts live in the cache (CACHES).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_rate("AEGIS_API_ANON_RATE", "60/min"),
+        "user": env_rate("AEGIS_API_USER_RATE", "600/min"),
+    },
+    "NUM_PROXIES": AEGIS_PROXY_COUNT,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Aegis Studio API",
     "DESCRIPTION": "Annotation, jury and export API of Aegis Studio.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema lists every endpoint and field: only for a signed-in client.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SERVE_AUTHENTICATION": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
 }
 
 # Celery: Redis in production; with nothing set, kombu's SQLAlchemy transport on its
@@ -227,6 +327,45 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     )
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
+# The cache holds the API's throttle counts, so it must be one for all the web
+# processes: Redis (CACHE_URL, else the broker's Redis when the broker is Redis);
+# without Redis, each process's memory, which is right for one process (`make run`)
+# and lets N gunicorn workers allow up to N times the rate.
+CACHE_URL = os.environ.get("CACHE_URL", "") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
+)
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "aegis",
+        }
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+# Leases (annotation.models.jobs.Leased): a worker renews its job's lease every third
+# of AEGIS_JOB_LEASE_SECONDS; the reaper (Celery beat, every AEGIS_REAPER_SECONDS)
+# re-queues work whose lease ran out, up to AEGIS_JOB_MAX_ATTEMPTS, then fails it.
+AEGIS_JOB_LEASE_SECONDS = max(3, int(os.environ.get("AEGIS_JOB_LEASE_SECONDS", 60)))
+AEGIS_REAPER_SECONDS = max(
+    1, int(os.environ.get("AEGIS_REAPER_SECONDS", AEGIS_JOB_LEASE_SECONDS // 2))
+)
+AEGIS_JOB_MAX_ATTEMPTS = max(1, int(os.environ.get("AEGIS_JOB_MAX_ATTEMPTS", 3)))
+CELERY_BEAT_SCHEDULE = {
+    "annotation.reap_lost_jobs": {
+        "task": "annotation.reap_lost_jobs",
+        "schedule": float(AEGIS_REAPER_SECONDS),
+        "options": {"queue": "default", "expires": float(AEGIS_REAPER_SECONDS)},
+    },
+    "jury.reap_lost_chunks": {
+        "task": "jury.reap_lost_chunks",
+        "schedule": float(AEGIS_REAPER_SECONDS),
+        "options": {"queue": "default", "expires": float(AEGIS_REAPER_SECONDS)},
+    },
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -239,5 +378,7 @@ LOGGING = {
         # Django attaches its own console handler in debug; keep one copy of each line.
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "WARNING"},
+        # Failures and lockouts are warnings; its info lines come with every login.
+        "axes": {"level": "WARNING"},
     },
 }

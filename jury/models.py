@@ -13,7 +13,7 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
-from annotation.facade import Job, Label, VoteKind
+from annotation.facade import Job, Label, Leased, VoteKind
 from jury.backends.base import JudgeConfig
 
 ENV_REFERENCE = re.compile(r"^\$\{([A-Z0-9_]+)\}$")
@@ -281,12 +281,17 @@ class JudgePhase(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class RunJudgeState(models.Model):
+class RunJudgeState(Leased):
     """One judge's state in a run, written by the worker that runs its chunks.
 
     `worker` and `worker_pid` name the process that last ran a chunk: a chunk run by
     another process loads the model again. The judge's rate is the votes written
     since `running_since` (`votes_at_start` were there before) over the time since.
+
+    The lease is the judge's, not the run's or a chunk's: one worker at a time runs
+    a judge's chunks (its queue, its loaded model), a chunk has no row, and what a
+    lost worker leaves undone is what the judge lacks (its missing votes). It is
+    held while a chunk runs and released between chunks.
     """
 
     run = models.ForeignKey(
@@ -380,10 +385,11 @@ class GenerationRunQuerySet(models.QuerySet["GenerationRun"]):
         )
 
 
-class GenerationRun(Run):
+class GenerationRun(Run, Leased):
     """A generation run: refusals or responses for a batch's prompts, fixed at start,
     written by one generator (a judge slot: its backend, model, queue and sampling);
-    `done` of `total` are its finished targets of all."""
+    `done` of `total` are its finished targets of all. One generator writes it, so
+    the lease (held while a chunk runs) is the run's."""
 
     batch = models.ForeignKey(
         "annotation.Batch", on_delete=models.CASCADE, related_name="generation_runs"
@@ -405,6 +411,9 @@ class GenerationRun(Run):
     status = models.CharField(
         max_length=16, choices=RunStatus.choices, default=RunStatus.RUNNING
     )
+    # Why the run failed (its worker was lost too often); a target's own errors are
+    # on the target.
+    error = models.TextField(blank=True, default="")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

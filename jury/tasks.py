@@ -9,8 +9,13 @@ from celery import Task, shared_task
 from kombu.exceptions import OperationalError as BrokerError
 
 from jury.backends.base import BackendUnavailable
-from jury.generation.services import generate_chunk
-from jury.runs.services import error_text, judge_chunk, record_failure
+from jury.generation.services import generate_chunk, reap_lost_generation
+from jury.runs.services import (
+    error_text,
+    judge_chunk,
+    reap_lost_judges,
+    record_failure,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +67,7 @@ def judge_chunk_task(
 
 
 @shared_task(
+    bind=True,
     name="jury.generate_chunk",
     acks_late=True,
     reject_on_worker_lost=True,
@@ -71,6 +77,18 @@ def judge_chunk_task(
     retry_backoff=True,
     max_retries=5,
 )
-def generate_chunk_task(run_id: int, target_ids: list[int]) -> int:
+def generate_chunk_task(self: Task, run_id: int, target_ids: list[int]) -> int:
     """One chunk of a generation run; sent to the generator's queue (jury.<judge>)."""
-    return generate_chunk(run_id=run_id, target_ids=target_ids)
+    return generate_chunk(
+        run_id=run_id, target_ids=target_ids, worker=self.request.hostname or ""
+    )
+
+
+@shared_task(name="jury.reap_lost_chunks", ignore_result=True)
+def reap_lost_chunks_task() -> dict[str, int]:
+    """Celery beat's: judges and generation runs whose worker was lost mid-chunk,
+    their missing work queued again (or failed after the last attempt)."""
+    return {
+        "judges": reap_lost_judges(),
+        "generation_runs": reap_lost_generation(),
+    }

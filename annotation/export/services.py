@@ -55,7 +55,8 @@ from annotation.export.pipeline.writers import (
     write_split,
 )
 from annotation.final_labels.services import derive_with_policy, refresh_batch
-from annotation.models import Batch, ExportSnapshot, JobStatus
+from annotation.leases import Heartbeat, holder_name
+from annotation.models import Batch, ExportSnapshot, JobStatus, Leased
 from annotation.rules.derivation import Final
 from annotation.rules.splits import SPLITS, parse_ratios
 
@@ -282,18 +283,38 @@ def _freeze(folder: Path) -> None:
     folder.chmod(0o555)
 
 
-def run_snapshot(snapshot_id: int) -> ExportSnapshot:
-    """Write a recorded export's folder and zip, reporting progress on the row.
+def run_snapshot(snapshot_id: int, *, holder: str = "") -> ExportSnapshot:
+    """Write a recorded export's folder and zip, reporting progress on the row,
+    under a lease (`holder`: who writes it).
 
-    Idempotent: a finished snapshot is returned as it is; a run that died half way
-    starts again in a fresh temporary folder (the final folder appears by rename,
-    whole or not at all).
+    Idempotent: a finished snapshot, or one another worker holds a live lease on,
+    is returned as it is; a run that died half way starts again in a fresh
+    temporary folder (the final folder appears by rename, whole or not at all) and
+    the lost run's temporary folders are removed.
     """
-    snapshot = ExportSnapshot.objects.get(pk=snapshot_id)
-    if snapshot.finished:
-        return snapshot
-    snapshot.set_status(JobStatus.RUNNING, started_at=timezone.now(), error="")
+    holder = holder or holder_name()
+    with transaction.atomic():
+        snapshot = ExportSnapshot.objects.select_for_update().get(pk=snapshot_id)
+        if snapshot.finished or (
+            snapshot.lease_live() and snapshot.lease_holder != holder
+        ):
+            return snapshot
+        snapshot.set_status(
+            JobStatus.RUNNING,
+            started_at=timezone.now(),
+            error="",
+            **Leased.lease_fields(holder, attempts=snapshot.attempts),
+        )
+    try:
+        with Heartbeat(ExportSnapshot, snapshot.pk, holder):
+            _write_snapshot(snapshot)
+    finally:
+        ExportSnapshot.release_lease(snapshot.pk, holder)
+    snapshot.refresh_from_db()
+    return snapshot
 
+
+def _write_snapshot(snapshot: ExportSnapshot) -> None:
     def progress(phase: str, done: int, total: int) -> None:
         ExportSnapshot.objects.filter(pk=snapshot.pk).update(
             phase=phase[:32], steps_done=done, steps_total=total
@@ -302,6 +323,9 @@ def run_snapshot(snapshot_id: int) -> ExportSnapshot:
     root = exports_root()
     root.mkdir(parents=True, exist_ok=True)
     name = f"export-{snapshot.pk:05d}"
+    # What a lost worker left half written (this worker holds the lease now).
+    for stale in root.glob(f".{name}-*"):
+        shutil.rmtree(stale, onerror=_force_remove)
     work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
     try:
         result = write_export(snapshot_params(snapshot), work / name, progress=progress)
@@ -330,8 +354,6 @@ def run_snapshot(snapshot_id: int) -> ExportSnapshot:
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    snapshot.refresh_from_db()
-    return snapshot
 
 
 def _force_remove(func: Callable[..., Any], path: str, _exc: object) -> None:

@@ -24,13 +24,65 @@ from annotation.imports.services import (
     import_dialogues,
     import_labels,
 )
-from annotation.models import Batch, ImportJob, ImportKind, JobStatus
+from annotation.leases import Heartbeat, holder_name
+from annotation.models import Batch, ImportJob, ImportKind, JobStatus, Leased
 
 log = logging.getLogger(__name__)
 
 
 def upload_dir() -> Path:
     return Path(settings.MEDIA_ROOT) / "imports"
+
+
+def queue_import_file(
+    *,
+    path: Path,
+    kind: str,
+    batch_name: str,
+    fmt: str,
+    options: dict[str, Any],
+    by: User | None = None,
+) -> ImportJob:
+    """Queue the import of a file on this machine (the command's --background): a
+    copy is stored like an upload and the same job as the upload page's is queued."""
+    folder = upload_dir() / uuid.uuid4().hex
+    folder.mkdir(parents=True, exist_ok=True)
+    name = get_valid_filename(path.name) or "upload"
+    shutil.copyfile(path, folder / name)
+    return _queue(
+        path=folder / name,
+        name=name,
+        kind=kind,
+        batch_name=batch_name,
+        fmt=fmt,
+        options=options,
+        by=by,
+    )
+
+
+def _queue(
+    *,
+    path: Path,
+    name: str,
+    kind: str,
+    batch_name: str,
+    fmt: str,
+    options: dict[str, Any],
+    by: User | None,
+) -> ImportJob:
+    with transaction.atomic():
+        job = ImportJob.objects.create(
+            kind=kind,
+            batch_name=batch_name,
+            batch=Batch.objects.filter(name=batch_name).first(),
+            format=fmt,
+            options=options,
+            file_path=str(path),
+            original_name=name,
+            created_by=by,
+        )
+        enqueue.later("annotation.run_import", job.pk)
+    return job
 
 
 def start_import(
@@ -50,33 +102,49 @@ def start_import(
     with path.open("wb") as out:
         for chunk in upload.chunks():
             out.write(chunk)
-    with transaction.atomic():
-        job = ImportJob.objects.create(
-            kind=kind,
-            batch_name=batch_name,
-            batch=Batch.objects.filter(name=batch_name).first(),
-            format=fmt,
-            options=options,
-            file_path=str(path),
-            original_name=name,
-            created_by=by,
-        )
-        enqueue.later("annotation.run_import", job.pk)
-    return job
+    return _queue(
+        path=path,
+        name=name,
+        kind=kind,
+        batch_name=batch_name,
+        fmt=fmt,
+        options=options,
+        by=by,
+    )
 
 
-def run_import_job(*, job_id: int) -> ImportJob:
-    """Run one queued import. A redelivered task for a finished job does nothing.
+def run_import_job(*, job_id: int, holder: str = "") -> ImportJob:
+    """Run one queued import under a lease (`holder`: who runs it).
+
+    A redelivered task for a finished job, or for one another worker holds a live
+    lease on, does nothing. An import whose worker was lost starts again from the
+    top: its transaction died with the worker, so nothing of it was written.
 
     Not atomic on purpose: progress is written as it goes so the page can show it;
     the import itself is one transaction inside `import_dialogues`/`import_labels`.
     """
+    holder = holder or holder_name()
     with transaction.atomic():
         job = ImportJob.objects.select_for_update().get(pk=job_id)
-        if job.finished:
+        if job.finished or (job.lease_live() and job.lease_holder != holder):
             return job
-        job.set_status(JobStatus.RUNNING, started_at=timezone.now(), phase="counting")
+        job.set_status(
+            JobStatus.RUNNING,
+            started_at=timezone.now(),
+            phase="counting",
+            rows_read=0,
+            **Leased.lease_fields(holder, attempts=job.attempts),
+        )
+    try:
+        with Heartbeat(ImportJob, job_id, holder):
+            _run_leased(job)
+    finally:
+        ImportJob.release_lease(job_id, holder)
+    return ImportJob.objects.get(pk=job_id)
 
+
+def _run_leased(job: ImportJob) -> None:
+    job_id = job.pk
     path = Path(job.file_path)
 
     def progress(rows: int, phase: str) -> None:
@@ -115,7 +183,6 @@ def run_import_job(*, job_id: int) -> ImportJob:
     finally:
         if path.parent.parent == upload_dir():
             shutil.rmtree(path.parent, ignore_errors=True)
-    return ImportJob.objects.get(pk=job_id)
 
 
 def _run(job: ImportJob, path: Path, progress: Any) -> ImportResult:

@@ -40,7 +40,13 @@ from annotation.models.dialogues import (
 )
 from annotation.models.exports import ExportQuerySet, ExportSnapshot
 from annotation.models.imports import ImportJob, ImportJobQuerySet, ImportKind
-from annotation.models.jobs import JOB_TRANSITIONS, Job, JobRefused, JobStatus
+from annotation.models.jobs import (
+    JOB_TRANSITIONS,
+    Job,
+    JobRefused,
+    JobStatus,
+    Leased,
+)
 from annotation.models.labels import (
     Label,
     LabelCategory,
@@ -115,6 +121,7 @@ __all__ = [
     "LabelEdit",
     "LabelQuerySet",
     "LabelValue",
+    "Leased",
     "NeedsCautionPolicy",
     "OtherMapping",
     "OtherMappingQuerySet",

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from annotation.models.batches import Batch, NeedsCautionPolicy
-from annotation.models.jobs import Job, JobStatus
+from annotation.models.jobs import Job, JobStatus, Leased
 
 
 class ExportQuerySet(models.QuerySet["ExportSnapshot"]):
@@ -12,7 +12,7 @@ class ExportQuerySet(models.QuerySet["ExportSnapshot"]):
         return self.filter(status__in=[JobStatus.PENDING, JobStatus.RUNNING])
 
 
-class ExportSnapshot(Job):
+class ExportSnapshot(Job, Leased):
     """One export of training data: its parameters, progress and, once written, an
     immutable folder of files (DESIGN section 6) and its zip.
 

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from annotation.models.batches import Batch
-from annotation.models.jobs import Job, JobStatus
+from annotation.models.jobs import Job, JobStatus, Leased
 
 
 class ImportKind(models.TextChoices):
@@ -17,7 +17,7 @@ class ImportJobQuerySet(models.QuerySet["ImportJob"]):
         return self.filter(status__in=[JobStatus.PENDING, JobStatus.RUNNING])
 
 
-class ImportJob(Job):
+class ImportJob(Job, Leased):
     """An upload being imported by a worker; its progress is what the page polls."""
 
     kind = models.CharField(

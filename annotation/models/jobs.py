@@ -7,12 +7,19 @@ transitions map that every status change goes through (`set_status`, or
 `move_status` where two workers may race), the finished time that goes with it,
 and the same read-only view of its progress (`done` of `total`, `percent`,
 `phase`, `started`, `error_text`).
+
+`Leased` is the lease a worker holds on the work it is doing (an import, an
+export, a judge's chunks of a jury run, a generation run's chunks): renewed by a
+heartbeat while it works (`annotation.leases.Heartbeat`), so a reaper can tell a
+worker that was lost (killed, its machine gone) from one that is slow, and queue
+the work again.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from django.db import models
+from django.conf import settings
+from django.db import models, transaction
 from django.utils import timezone
 
 from accounts.refusals import Conflict
@@ -141,3 +148,97 @@ class Job(models.Model):
         """Why the job failed, in words ("" when it did not)."""
         error: str = getattr(self, "error", "")
         return error
+
+
+def lease_seconds() -> int:
+    """How long a lease lasts without renewal (AEGIS_JOB_LEASE_SECONDS)."""
+    return int(settings.AEGIS_JOB_LEASE_SECONDS)
+
+
+def max_attempts() -> int:
+    """How many times work is started before a lost worker fails it for good."""
+    return int(settings.AEGIS_JOB_MAX_ATTEMPTS)
+
+
+def lease_until(now: datetime | None = None) -> datetime:
+    return (now or timezone.now()) + timedelta(seconds=lease_seconds())
+
+
+def requeued_text(attempts: int) -> str:
+    """What a job's page says once a reaper queued it again ("" before)."""
+    if attempts < 2:
+        return ""
+    return f"re-queued after a worker was lost (attempt {attempts} of {max_attempts()})"
+
+
+def lost_text(holder: str, attempts: int) -> str:
+    """The error of work whose worker was lost once too often."""
+    who = f" ({holder})" if holder else ""
+    return (
+        f"The worker{who} was lost (killed or stopped) during attempt {attempts} of "
+        f"{max_attempts()}; not queued again. Start it again once the workers are "
+        "healthy."
+    )
+
+
+class Leased(models.Model):
+    """A worker's lease on the work in this row: who holds it, until when, and how
+    many times the work was started (`attempts`: 1 once a worker took it, one more
+    each time a reaper queued it again after its worker was lost).
+
+    A worker takes the lease when it starts (`lease_fields`), renews it while it
+    works (`renew_lease`, from a heartbeat thread) and releases it when it stops
+    (`release_lease`); a lease that ran out means the worker is gone.
+    """
+
+    lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    lease_holder = models.CharField(max_length=255, blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+    @staticmethod
+    def lease_fields(holder: str, *, attempts: int) -> dict[str, Any]:
+        """The columns to write when `holder` takes the lease (with the status)."""
+        return {
+            "lease_expires_at": lease_until(),
+            "lease_holder": holder[:255],
+            "attempts": max(attempts, 1),
+        }
+
+    @classmethod
+    def renew_lease(cls, pk: int, holder: str) -> bool:
+        """Extend `holder`'s lease of row `pk`; False when the row is locked (its own
+        worker writes it: the lease is renewed next time), gone, or no longer
+        `holder`'s (released, or taken by another worker after a reaper's re-queue).
+
+        SKIP LOCKED: the heartbeat thread never waits on the row lock the worker's
+        own transaction may hold (PostgreSQL; SQLite locks the whole file)."""
+        with transaction.atomic():
+            locked = list(
+                cls._default_manager.select_for_update(skip_locked=True)
+                .filter(pk=pk)
+                .values_list("pk", flat=True)
+            )
+            if not locked:
+                return False
+            renewed = cls._default_manager.filter(
+                pk=pk, lease_holder=holder[:255], lease_expires_at__isnull=False
+            ).update(lease_expires_at=lease_until())
+        return bool(renewed)
+
+    @classmethod
+    def release_lease(cls, pk: int, holder: str) -> None:
+        """Drop `holder`'s lease on row `pk` (another holder's is left alone)."""
+        cls._default_manager.filter(pk=pk, lease_holder=holder[:255]).update(
+            lease_expires_at=None
+        )
+
+    def lease_live(self, now: datetime | None = None) -> bool:
+        expires = self.lease_expires_at
+        return expires is not None and expires >= (now or timezone.now())
+
+    @property
+    def requeued_text(self) -> str:
+        return requeued_text(self.attempts)

@@ -33,6 +33,8 @@ chooses them again).
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
@@ -44,12 +46,17 @@ from annotation.facade import (
     Augmentation,
     Batch,
     Dialogue,
+    Heartbeat,
     Label,
     LabelCategory,
+    Leased,
     VoteKind,
     content_hash,
     enqueue,
+    holder_name,
     human_majority,
+    lost_text,
+    max_attempts,
     prompt_and_response,
     recompute_on_commit,
 )
@@ -292,7 +299,10 @@ def resume_generation_run(*, run: GenerationRun) -> GenerationRun:
     if not run.generator.available:
         raise GenerationError(f"Generator {run.generator.name} is not available.")
     with transaction.atomic():
-        GenerationRun.move_status(run.pk, RunStatus.RUNNING)
+        # A lead's resume starts the count of lost workers again.
+        GenerationRun.move_status(
+            run.pk, RunStatus.RUNNING, error="", attempts=0, lease_expires_at=None
+        )
         run_id = run.pk
         transaction.on_commit(lambda: enqueue_missing(run_id=run_id))
     run.refresh_from_db()
@@ -305,15 +315,16 @@ def generator_config(run: GenerationRun) -> JudgeConfig:
     return replace(config, max_tokens=run.max_tokens) if run.max_tokens else config
 
 
-def generate_chunk(*, run_id: int, target_ids: Sequence[int]) -> int:
+def generate_chunk(*, run_id: int, target_ids: Sequence[int], worker: str = "") -> int:
     """Generate a chunk of a run's targets; returns how many dialogues were written.
 
     Only pending targets are sent to the model, and each result is recorded under
     a lock on its target that checks it is still pending, so a redelivered task
-    (or two deliveries at once) writes every text at most once.
+    (or two deliveries at once, or a reaper's re-queue) writes every text at most
+    once. The run's lease is held (`worker` names who) while the chunk runs.
     """
     run = GenerationRun.objects.select_related("batch", "generator").get(pk=run_id)
-    if run.status == RunStatus.CANCELLED:
+    if run.status in (RunStatus.CANCELLED, RunStatus.FAILED):
         return 0
     targets = list(
         GenerationTarget.objects.filter(
@@ -322,6 +333,23 @@ def generate_chunk(*, run_id: int, target_ids: Sequence[int]) -> int:
         .select_related("dialogue")
         .order_by("pk")
     )
+    if targets:
+        holder = holder_name(worker)
+        GenerationRun.objects.filter(pk=run.pk).update(
+            **Leased.lease_fields(holder, attempts=run.attempts)
+        )
+        try:
+            with Heartbeat(GenerationRun, run.pk, holder):
+                written = _generate(run, targets)
+        finally:
+            GenerationRun.release_lease(run.pk, holder)
+    else:
+        written = 0
+    finish_if_complete(run)
+    return written
+
+
+def _generate(run: GenerationRun, targets: list[GenerationTarget]) -> int:
     written = 0
     sendable: list[tuple[GenerationTarget, list[dict[str, str]]]] = []
     conversations = []
@@ -339,8 +367,40 @@ def generate_chunk(*, run_id: int, target_ids: Sequence[int]) -> int:
         )
         for (target, turns), generation in zip(sendable, generations, strict=True):
             written += _record(run, target.pk, generation, turns=turns)
-    finish_if_complete(run)
     return written
+
+
+def reap_lost_generation(*, now: datetime | None = None) -> int:
+    """Running generation runs whose worker was lost mid-chunk (the lease ran
+    out): their pending targets are queued again, up to AEGIS_JOB_MAX_ATTEMPTS
+    starts, then the run fails with an error that says so. Returns how many runs.
+    A target is written once (its lock and pending check), so the broker's late
+    redelivery of the lost chunk writes nothing twice."""
+    now = now or timezone.now()
+    expired = Q(lease_expires_at__lt=now, status=RunStatus.RUNNING)
+    reaped = 0
+    for run_id in GenerationRun.objects.filter(expired).values_list("pk", flat=True):
+        with transaction.atomic():
+            run = (
+                GenerationRun.objects.select_for_update(skip_locked=True)
+                .filter(expired, pk=run_id)
+                .first()
+            )
+            if run is None:
+                continue
+            reaped += 1
+            if run.attempts >= max_attempts():
+                run.set_status(
+                    RunStatus.FAILED,
+                    error=lost_text(run.lease_holder, run.attempts),
+                    lease_expires_at=None,
+                )
+                continue
+            GenerationRun.objects.filter(pk=run_id).update(
+                attempts=run.attempts + 1, lease_expires_at=None
+            )
+            transaction.on_commit(partial(enqueue_missing, run_id=run_id))
+    return reaped
 
 
 def _messages(run: GenerationRun, target: GenerationTarget) -> list[dict[str, str]]:

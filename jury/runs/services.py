@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -18,14 +19,20 @@ from accounts.refusals import Refused
 from annotation.facade import (
     Batch,
     Dialogue,
+    Heartbeat,
     JuryDecision,
     Label,
+    Leased,
     ModelVoteIn,
     VoteKind,
     enqueue,
+    holder_name,
     human_majority,
+    lost_text,
+    max_attempts,
     record_jury_decision,
     record_model_votes,
+    requeued_text,
 )
 from jury.backends import Backend, BackendError, BackendUnavailable, get_backend
 from jury.models import (
@@ -203,8 +210,11 @@ def start_run(
     return run
 
 
-def missing_work(run: JuryRun) -> list[tuple[Judge, list[int]]]:
-    """(judge, chunk of dialogue ids) for every vote the run still lacks."""
+def missing_work(
+    run: JuryRun, *, judge_id: int | None = None
+) -> list[tuple[Judge, list[int]]]:
+    """(judge, chunk of dialogue ids) for every vote the run (or one of its
+    judges) still lacks."""
     targets = list(
         RunDialogue.objects.filter(run=run)
         .order_by("dialogue_id")
@@ -216,19 +226,23 @@ def missing_work(run: JuryRun) -> list[tuple[Judge, list[int]]]:
     ).values_list("judge", "dialogue_id"):
         voted[judge_name].add(dialogue_id)
     work: list[tuple[Judge, list[int]]] = []
-    for judge in run.judges.order_by("name"):
+    judges = run.judges.order_by("name")
+    if judge_id is not None:
+        judges = judges.filter(pk=judge_id)
+    for judge in judges:
         todo = [d for d in targets if d not in voted[judge.name]]
         for start in range(0, len(todo), run.chunk_size):
             work.append((judge, todo[start : start + run.chunk_size]))
     return work
 
 
-def enqueue_missing(*, run_id: int) -> int:
-    """Queue one task per missing chunk and judge, on the judge's queue."""
+def enqueue_missing(*, run_id: int, judge_id: int | None = None) -> int:
+    """Queue one task per missing chunk and judge (or of one judge), on the
+    judge's queue."""
     run = JuryRun.objects.get(pk=run_id)
     if run.status != RunStatus.RUNNING:
         return 0
-    work = missing_work(run)
+    work = missing_work(run, judge_id=judge_id)
     for judge, chunk in work:
         enqueue.send(
             "jury.judge_chunk", run.pk, judge.pk, chunk, queue=judge.queue_name
@@ -266,6 +280,8 @@ def resume_run(*, run: JuryRun) -> JuryRun:
             raise RunError("This run is complete.")
         JuryRun.move_status(run.pk, RunStatus.RUNNING, error="")
         RunJudgeState.objects.filter(run=run, phase=JudgePhase.FAILED).delete()
+        # A lead's resume starts the count of lost workers again.
+        RunJudgeState.objects.filter(run=run).update(attempts=0, lease_expires_at=None)
         run_id = run.pk
         transaction.on_commit(lambda: enqueue_missing(run_id=run_id))
     run.refresh_from_db()
@@ -359,13 +375,68 @@ def judge_chunk(
     )
     written = 0
     if todo:
-        backend = _ready_backend(run, judge, worker=worker)
-        written = record_model_votes(
-            run_key=run.key, votes=_judge(run, judge, todo, backend)
-        )
+        holder = holder_name(worker)
+        state_id = _take_lease(run, judge, holder)
+        try:
+            with Heartbeat(RunJudgeState, state_id, holder):
+                backend = _ready_backend(run, judge, worker=worker)
+                written = record_model_votes(
+                    run_key=run.key, votes=_judge(run, judge, todo, backend)
+                )
+        finally:
+            RunJudgeState.release_lease(state_id, holder)
     decide_dialogues(run=run, dialogue_ids=dialogue_ids)
     finish_if_complete(run)
     return written
+
+
+def _take_lease(run: JuryRun, judge: Judge, holder: str) -> int:
+    """The judge's lease in the run, taken by `holder` for a chunk; the state's id.
+
+    A new state starts "loading" (`_ready_backend` says what it is doing next)."""
+    state, _ = RunJudgeState.objects.get_or_create(
+        run=run, judge=judge, defaults={"phase": JudgePhase.LOADING}
+    )
+    RunJudgeState.objects.filter(pk=state.pk).update(
+        **Leased.lease_fields(holder, attempts=state.attempts)
+    )
+    return state.pk
+
+
+def reap_lost_judges(*, now: datetime | None = None) -> int:
+    """Judges of running runs whose worker was lost mid-chunk (the lease ran out):
+    what each lacks is queued again, up to AEGIS_JOB_MAX_ATTEMPTS starts, then the
+    judge and its run fail with an error that says so. Returns how many judges.
+
+    Safe against the broker's own late redelivery of the lost chunk: a chunk only
+    judges the dialogues its judge has no vote on yet, and a vote is written once
+    under its unique key (dialogue, judge, run)."""
+    now = now or timezone.now()
+    expired = Q(lease_expires_at__lt=now, run__status=RunStatus.RUNNING)
+    reaped = 0
+    for state_id in RunJudgeState.objects.filter(expired).values_list("pk", flat=True):
+        with transaction.atomic():
+            state = (
+                RunJudgeState.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(expired, pk=state_id)
+                .first()
+            )
+            if state is None:
+                continue
+            reaped += 1
+            run_id, judge_id = state.run_id, state.judge_id
+            if state.attempts >= max_attempts():
+                error = lost_text(state.lease_holder, state.attempts)
+                record_failure(run_id=run_id, judge_id=judge_id, error=error)
+                RunJudgeState.objects.filter(pk=state_id).update(lease_expires_at=None)
+                continue
+            RunJudgeState.objects.filter(pk=state_id).update(
+                attempts=state.attempts + 1, lease_expires_at=None
+            )
+            transaction.on_commit(
+                partial(enqueue_missing, run_id=run_id, judge_id=judge_id)
+            )
+    return reaped
 
 
 def _judge(
@@ -546,6 +617,7 @@ def run_state(
                 running_since=state.running_since if state else None,
                 votes_at_start=state.votes_at_start if state else 0,
                 error=state.error if state else "",
+                requeued=requeued_text(state.attempts) if state else "",
             )
         )
     return describe_run(

@@ -81,6 +81,8 @@ class JudgeInput:
     running_since: datetime | None = None
     votes_at_start: int = 0
     error: str = ""
+    # "re-queued after a worker was lost (attempt 2 of 3)", once a reaper did.
+    requeued: str = ""
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,8 @@ def judge_line(judge: JudgeInput, *, now: datetime) -> JudgeLine:
             text += f" · {rate:.1f} votes/min · {about(seconds_left)} left"
     else:
         phase, text = QUEUED, counts
+    if judge.requeued and phase not in (DONE, FAILED):
+        text += f" · {judge.requeued}"
     return JudgeLine(
         name=judge.name,
         queue=judge.queue,
@@ -247,6 +251,9 @@ def describe_run(
         detail = f"{names}: the worker loads the model; the first votes follow."
         return RunState(LOADING, "Loading the model", detail, lines, None, None, True)
     detail = f"{votes} of {expected} votes"
+    requeued = [f"{j.name} {j.requeued}" for j in judges if j.requeued]
+    if requeued and busy:
+        detail += " · " + "; ".join(requeued)
     if rate is not None:
         detail += f" · {rate:.1f} votes/min"
     if not busy:

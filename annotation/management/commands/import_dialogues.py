@@ -7,7 +7,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.imports.formats import FORMATS, FormatOptions
+from annotation.imports.jobs import queue_import_file
 from annotation.imports.services import ImportFailed, ImportResult, import_dialogues
+from annotation.models import ImportKind
 
 
 def report(command: BaseCommand, result: ImportResult, as_json: bool) -> None:
@@ -61,11 +63,20 @@ class Command(BaseCommand):
             help="hh-rlhf: keep only the first human turn (as Aegis did)",
         )
         parser.add_argument("--json", action="store_true", help="print one JSON object")
+        parser.add_argument(
+            "--background",
+            action="store_true",
+            help="queue the import on the worker (the upload page's job) and print "
+            "its id; `manage.py jobs` follows it",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         path: Path = opts["path"]
         if not path.is_file():
             raise CommandError(f"{path}: no such file")
+        if opts["background"]:
+            self.queue(path, opts)
+            return
         try:
             result = import_dialogues(
                 path=path,
@@ -84,3 +95,23 @@ class Command(BaseCommand):
         report(self, result, opts["json"])
         if result.error_count:
             raise SystemExit(1)
+
+    def queue(self, path: Path, opts: dict[str, Any]) -> None:
+        if opts["dry_run"]:
+            raise CommandError("--dry-run checks here and now; drop --background")
+        job = queue_import_file(
+            path=path,
+            kind=ImportKind.DIALOGUES,
+            batch_name=opts["batch"],
+            fmt=opts["format"] or "",
+            options={
+                "create_batch": opts["create_batch"],
+                "skip_invalid": opts["skip_invalid"],
+                "transcript": opts["transcript"],
+                "first_turn_only": opts["first_turn_only"],
+            },
+        )
+        if opts["json"]:
+            self.stdout.write(json.dumps({"job": job.pk, "status": job.status}))
+        else:
+            self.stdout.write(f"import job {job.pk} queued ({path.name})")
