@@ -11,7 +11,7 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 DEMO_JURY_QUEUES ?= jury.demo-smollm2-a,jury.demo-smollm2-b,jury.demo-smollm2-c
 
 .DEFAULT_GOAL := help
-.PHONY: help install run web worker jury-worker services browser test lint format bench bench-jury clean
+.PHONY: help install run web worker beat jury-worker services browser test lint format bench bench-jury clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,8 +28,13 @@ run: install ## Migrate, load the demo, start web and workers on SQLite, print t
 web: install ## Start only the web process
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
-worker: install ## Start only a Celery worker for imports, exports and reports
-	$(VENV)/bin/celery -A config worker -Q default --loglevel=INFO --concurrency=2
+worker: install ## Start only a Celery worker for imports, exports and reports, with beat (the reaper) inside
+	mkdir -p var
+	$(VENV)/bin/celery -A config worker -Q default --loglevel=INFO --concurrency=2 -B --schedule var/celerybeat-schedule
+
+beat: install ## Start Celery beat alone (the reaper of lost jobs): one per deployment, for workers started without `make worker`
+	mkdir -p var
+	$(VENV)/bin/celery -A config beat --loglevel=INFO --schedule var/celerybeat-schedule
 
 jury-worker: install ## Start a jury worker (QUEUES=jury.<judge>,...; the demo's by default)
 	$(VENV)/bin/celery -A config worker -Q $${QUEUES:-$(DEMO_JURY_QUEUES)} --pool=solo --concurrency=1 --loglevel=INFO

@@ -30,12 +30,16 @@ echo "Migrating the database"
 echo "Loading the demo"
 "$PY" manage.py seed_demo
 
-echo "Starting the worker (imports, exports, reports) and the demo jury's worker"
+echo "Starting the worker (imports, exports, reports), the demo jury's worker and beat"
 "$VENV/bin/celery" -q -A config worker -Q default --loglevel=WARNING --concurrency=2 \
   -n "default-$$@%h" &
 pids+=($!)
 "$VENV/bin/celery" -q -A config worker -Q "$JURY_QUEUES" --pool=solo --loglevel=WARNING \
   -n "jury-$$@%h" &
+pids+=($!)
+# Beat sends the reaper, which queues again the work of a worker that was lost.
+"$VENV/bin/celery" -q -A config beat --loglevel=WARNING \
+  --schedule "${AEGIS_DATA_DIR:-var}/celerybeat-schedule" &
 pids+=($!)
 echo "Starting the web server on 127.0.0.1:$PORT"
 # (Its autoreloader runs the server in a child; stopping the parent stops both.)

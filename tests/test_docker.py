@@ -43,10 +43,18 @@ def test_compose_services_are_exactly_the_expected_set():
         "redis",
         "web",
         "worker",
+        "beat",
         "jury-mixtral",
         "jury-nemo",
         "jury-gemma",
     }
+
+
+def test_one_beat_sends_the_reaper_from_the_app_image():
+    beat = _services()["beat"]
+    assert beat["command"][:4] == ["celery", "-A", "config", "beat"]
+    assert beat["deploy"]["replicas"] == 1
+    assert beat["build"]["dockerfile"] == "docker/Dockerfile"
 
 
 def test_jury_workers_build_from_dockerfile_jury():

@@ -185,7 +185,8 @@ def test_make_run_prints_the_address_once_the_server_answers_and_ctrl_c_stops_al
         assert steps == [
             "Migrating the database",
             "Loading the demo",
-            "Starting the worker (imports, exports, reports) and the demo jury's worker",
+            "Starting the worker (imports, exports, reports), the demo jury's worker "
+            "and beat",
             f"Starting the web server on 127.0.0.1:{port}",
         ]
         assert f"  Aegis Studio is at {url}   (Ctrl+C stops web and workers)" in text
@@ -195,7 +196,7 @@ def test_make_run_prints_the_address_once_the_server_answers_and_ctrl_c_stops_al
                 ["pgrep", "-P", str(pid)], capture_output=True, text=True
             ).stdout.split()
         ]
-        assert len(children) >= 3  # two workers and the web server
+        assert len(children) >= 4  # two workers, beat and the web server
 
         # when the person presses Ctrl+C
         os.write(fd, b"\x03")
