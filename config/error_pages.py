@@ -16,6 +16,7 @@ from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
+from rest_framework.exceptions import Throttled
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -107,7 +108,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return Response(exc.body(), status=exc.status)
     if isinstance(exc, ObjectDoesNotExist):
         return Response({"detail": "Not found.", "code": "not_found"}, status=404)
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    if isinstance(exc, Throttled) and response is not None:
+        # DRF's 429 with its Retry-After header, in the shape of our errors.
+        response.data = {"detail": str(exc.detail), "code": "throttled"}
+    return response
 
 
 def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:

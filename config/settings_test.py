@@ -31,3 +31,15 @@ if _broker.startswith("redis://"):
 MEDIA_ROOT = DATA_DIR / (
     f"test-media-{_worker}" if not _slot else f"test-media-{_slot}-{_worker}"
 )
+
+# The suite logs in thousands of times, and Client.login gives django-axes no request
+# to count: the lockout is off here and on in the tests of it (tests/accounts).
+AXES_ENABLED = False
+# Throttle counts in each process's memory, not a Redis that outlives the tests.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Not throttled either: on SQLite a user's id comes back in the next test, and counts
+# would pile up across tests. The tests of throttling set rates of their own.
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,  # noqa: F405
+    "DEFAULT_THROTTLE_RATES": {"anon": None, "user": None},
+}
