@@ -788,7 +788,7 @@ def _alpha_marks(
             mid,
             f"{alpha:.3f}  {fmt_interval(ci) if ci else ''}",
             dominant_baseline="central",
-            style="font-variant-numeric: tabular-nums",
+            class_="tabular",  # font-variant-numeric in app.css (no style="")
         )
     )
     tooltip = f"{name}: alpha {alpha:.3f}"
