@@ -1,0 +1,279 @@
+"""The jury's leases and reaper without killing anything: a lost worker is a judge
+state (or a generation run) whose lease ran out; the judges talk to the scripted
+chat-completions server. tests/jury/runs/test_lost_worker_e2e.py kills a real one."""
+
+import io
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from annotation import enqueue
+from annotation.models import ImportJob, Label
+from jury.backends import clear_backends
+from jury.generation.services import reap_lost_generation
+from jury.models import (
+    Backend,
+    GenerationKind,
+    GenerationRun,
+    Judge,
+    JudgePhase,
+    RunJudgeState,
+    RunStatus,
+    Scope,
+)
+from jury.runs.services import (
+    judge_chunk,
+    reap_lost_judges,
+    run_progress,
+    run_state,
+    start_run,
+)
+from tests.factories import BatchFactory, DialogueFactory
+from tests.jury.scripted_server import scripted_server
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def endpoint() -> Iterator[str]:
+    clear_backends()
+    with scripted_server() as (url, _):
+        yield url
+    clear_backends()
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, ...]]:
+    found: list[tuple[object, ...]] = []
+    monkeypatch.setattr(
+        enqueue,
+        "send",
+        lambda name, *args, queue=None: found.append((name, *args, queue)),
+    )
+    return found
+
+
+@pytest.fixture
+def half_judged(endpoint):
+    """A run of two judges over four responses in chunks of two: judge a is done,
+    judge b voted on its first chunk, then its worker was lost mid-chunk."""
+    batch = BatchFactory(name="reaped")
+    for i in range(4):
+        DialogueFactory(batch=batch, prompt=f"question {i}", response="an answer")
+    a, b = (
+        Judge.objects.create(
+            name=name, backend=Backend.OPENAI, model="keyword", endpoint=endpoint
+        )
+        for name in ("reap-a", "reap-b")
+    )
+    run = start_run(
+        batch=batch,
+        judges=[a, b],
+        scope=Scope.ALL_RESPONSES,
+        chunk_size=2,
+        enqueue=False,
+    )
+    ids = sorted(run.targets.values_list("dialogue_id", flat=True))
+    judge_chunk(run_id=run.pk, judge_id=a.pk, dialogue_ids=ids[:2])
+    judge_chunk(run_id=run.pk, judge_id=a.pk, dialogue_ids=ids[2:])
+    judge_chunk(run_id=run.pk, judge_id=b.pk, dialogue_ids=ids[:2])
+    RunJudgeState.objects.filter(run=run, judge=b).update(
+        lease_holder="jury@gone:4242",
+        lease_expires_at=timezone.now() - timedelta(seconds=5),
+    )
+    return run, a, b, ids
+
+
+def test_a_chunk_takes_the_judges_lease_and_releases_it_when_done(half_judged):
+    run, a, _b, _ids = half_judged
+    state = RunJudgeState.objects.get(run=run, judge=a)
+    assert state.attempts == 1
+    assert state.lease_holder.endswith(f":{os.getpid()}")
+    assert state.lease_expires_at is None
+
+
+def test_a_lost_judge_gets_only_its_missing_chunk_again_and_one_vote_each(
+    half_judged, sent, django_capture_on_commit_callbacks
+):
+    # given judge b's worker lost mid-chunk (its lease ran out)
+    run, a, b, ids = half_judged
+
+    # when the reaper runs
+    with django_capture_on_commit_callbacks(execute=True):
+        assert reap_lost_judges() == 1
+
+    # then b's missing chunk is queued again on b's queue, as its second attempt
+    assert sent == [("jury.judge_chunk", run.pk, b.pk, ids[2:], b.queue_name)]
+    state = RunJudgeState.objects.get(run=run, judge=b)
+    assert (state.attempts, state.lease_expires_at) == (2, None)
+    # and the run page says so
+    page = run_state(run, run_progress(run))
+    [line] = [j for j in page.judges if j.name == "reap-b"]
+    assert line.text.endswith(" · re-queued after a worker was lost (attempt 2 of 3)")
+    assert "reap-b re-queued after a worker was lost (attempt 2 of 3)" in page.detail
+    # and a second pass queues nothing more
+    assert reap_lost_judges() == 0
+
+    # when the queued chunk runs, and later the broker redelivers the lost one
+    assert judge_chunk(run_id=run.pk, judge_id=b.pk, dialogue_ids=ids[2:]) == 2
+    assert judge_chunk(run_id=run.pk, judge_id=b.pk, dialogue_ids=ids[2:]) == 0
+
+    # then the run is done with exactly one vote per judge and dialogue
+    run.refresh_from_db()
+    assert run.status == RunStatus.DONE
+    votes = Counter(
+        Label.objects.filter(run_key=run.key).values_list("judge", "dialogue_id")
+    )
+    assert votes == Counter({(j.name, d): 1 for j in (a, b) for d in ids})
+
+
+def test_a_judge_lost_on_its_last_attempt_fails_the_run_with_the_reason(
+    half_judged, sent
+):
+    # given judge b's worker lost on its third attempt
+    run, _a, b, _ids = half_judged
+    RunJudgeState.objects.filter(run=run, judge=b).update(attempts=3)
+
+    # when the reaper runs
+    assert reap_lost_judges() == 1
+
+    # then the run failed, naming the judge and the lost worker; nothing was queued
+    assert sent == []
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert run.error == (
+        "reap-b: The worker (jury@gone:4242) was lost (killed or stopped) during "
+        "attempt 3 of 3; not queued again. Start it again once the workers are "
+        "healthy."
+    )
+    state = RunJudgeState.objects.get(run=run, judge=b)
+    assert (state.phase, state.lease_expires_at) == (JudgePhase.FAILED, None)
+
+
+def test_a_live_lease_or_a_finished_run_is_left_alone(half_judged, sent):
+    run, _a, b, _ids = half_judged
+    states = RunJudgeState.objects.filter(run=run, judge=b)
+    states.update(lease_expires_at=timezone.now() + timedelta(seconds=30))
+    assert reap_lost_judges() == 0
+    states.update(lease_expires_at=timezone.now() - timedelta(seconds=5))
+    run.set_status(RunStatus.CANCELLED)
+    assert reap_lost_judges() == 0
+    assert sent == []
+
+
+def test_a_generation_run_whose_worker_was_lost_is_queued_again_then_failed(
+    endpoint, sent, django_capture_on_commit_callbacks
+):
+    # given a running generation run whose lease ran out on its first attempt
+    batch = BatchFactory(name="generated")
+    generator = Judge.objects.create(
+        name="gen", backend=Backend.OPENAI, model="keyword", endpoint=endpoint
+    )
+    run = GenerationRun.objects.create(
+        batch=batch,
+        generator=generator,
+        kind=GenerationKind.RESPONSES,
+        prompt_version="v1",
+        attempts=1,
+        lease_holder="jury@gone:1",
+        lease_expires_at=timezone.now() - timedelta(seconds=5),
+    )
+
+    # when the reaper runs: queued again (no pending target: no chunk to send)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert reap_lost_generation() == 1
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.lease_expires_at) == ("running", 2, None)
+
+    # when it is lost again on its last attempt
+    GenerationRun.objects.filter(pk=run.pk).update(
+        attempts=3, lease_expires_at=timezone.now() - timedelta(seconds=5)
+    )
+    assert reap_lost_generation() == 1
+
+    # then it failed with the reason
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert run.error_text.startswith("The worker (jury@gone:1) was lost")
+    assert sent == []
+
+
+def test_jobs_command_lists_every_kind_with_its_lease(half_judged):
+    # given a run with a lost judge, and an import
+    run, _a, _b, _ids = half_judged
+    RunJudgeState.objects.filter(run=run).update(attempts=2)
+    job = ImportJob.objects.create(
+        batch_name="x", file_path="/nonexistent", original_name="x.jsonl"
+    )
+
+    # when the jobs are listed as JSON
+    out = io.StringIO()
+    call_command("jobs", "--json", stdout=out)
+    rows = json.loads(out.getvalue())
+
+    # then each kind is there with its progress and lease
+    by_kind = {row["kind"]: row for row in rows}
+    assert set(by_kind) == {"import", "jury_run"}
+    assert by_kind["import"] | {"created_at": None} == {
+        "kind": "import",
+        "id": job.pk,
+        "status": "pending",
+        "phase": "",
+        "done": 0,
+        "total": 0,
+        "attempts": 0,
+        "lease_expires_at": None,
+        "lease_holder": "",
+        "error": "",
+        "created_at": None,
+        "finished_at": None,
+    }
+    jury = by_kind["jury_run"]
+    assert (jury["id"], jury["status"], jury["done"], jury["total"]) == (
+        run.pk,
+        "running",
+        6,
+        8,
+    )
+    assert jury["attempts"] == 2
+    assert jury["lease_holder"] == "jury@gone:4242"
+    assert jury["lease_expires_at"] is not None
+
+    # and the table says the same in words
+    out = io.StringIO()
+    call_command("jobs", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].split() == [
+        "kind",
+        "id",
+        "status",
+        "phase",
+        "done",
+        "total",
+        "attempts",
+        "lease",
+    ]
+    assert lines[1].split()[:7] == [
+        "import",
+        str(job.pk),
+        "pending",
+        "-",
+        "0",
+        "0",
+        "0",
+    ]
+    assert lines[2].split()[:7] == [
+        "jury_run",
+        str(run.pk),
+        "running",
+        "-",
+        "6",
+        "8",
+        "2",
+    ]
