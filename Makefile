@@ -25,8 +25,8 @@ install: $(VENV)/.installed ## Create .venv and install the app with its dev too
 run: install ## Migrate, load the demo, start web and workers on SQLite, print the URL and logins
 	@VENV=$(VENV) PORT=$(PORT) DEMO_JURY_QUEUES=$(DEMO_JURY_QUEUES) scripts/run.sh
 
-web: install ## Start only the web process
-	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+web: install ## Start only the web process: runserver in debug, else collectstatic and gunicorn
+	@VENV=$(VENV) PORT=$(PORT) scripts/web.sh
 
 worker: install ## Start only a Celery worker for imports, exports and reports, with beat (the reaper) inside
 	mkdir -p var
