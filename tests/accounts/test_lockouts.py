@@ -346,3 +346,46 @@ def test_the_panel_costs_one_query(db: None, django_assert_num_queries: Any) -> 
         html = template.render(Context({"request": request}))
 
     assert html.count("<tr id=") == 2
+
+
+# --- the client's address ------------------------------------------------------------
+
+
+def test_the_address_is_remote_addr_without_proxies(settings: Any) -> None:
+    settings.AEGIS_PROXY_COUNT = 0
+    request = RequestFactory().get(
+        "/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="6.6.6.6"
+    )
+
+    assert lockouts.client_address(request) == "10.0.0.1"
+
+
+def test_behind_a_proxy_the_address_is_the_one_it_appended(settings: Any) -> None:
+    # a client may write anything to the left; the proxy appends what it saw
+    settings.AEGIS_PROXY_COUNT = 1
+    request = RequestFactory().get(
+        "/", REMOTE_ADDR="172.18.0.2", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7"
+    )
+
+    assert lockouts.client_address(request) == "203.0.113.7"
+
+
+def test_behind_a_proxy_failures_count_for_the_forwarded_address(
+    db: None, settings: Any
+) -> None:
+    # given two people behind one proxy
+    settings.AEGIS_PROXY_COUNT = 1
+    UserFactory(username="bob")
+    guesser = Client(REMOTE_ADDR="172.18.0.2", HTTP_X_FORWARDED_FOR="203.0.113.7")
+    for i in range(LIMIT):
+        fail_login(guesser, f"guess{i}", 1)
+
+    # when bob logs in through the same proxy from his own address
+    bob = Client(REMOTE_ADDR="172.18.0.2", HTTP_X_FORWARDED_FOR="198.51.100.4")
+    log_in(bob, "bob")
+
+    # then only the guesser's address is locked
+    assert logged_in(bob)
+    assert [(lock.kind, lock.key) for lock in lockouts.current_locks()] == [
+        ("address", "203.0.113.7")
+    ]
