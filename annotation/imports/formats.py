@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from annotation.imports.limits import nests_deeper
 from annotation.imports.readers import Record, RowError, Source
 from annotation.rules.labels import LABELS as LABEL_VALUES
 
@@ -163,6 +164,7 @@ class Context:
         self.file = source.display_name
         self.format = fmt
         self.options = options
+        self.limits = source.limits
         stem = source.display_name.rsplit("/", 1)[-1]
         match = re.search(r"xstest_v2_completions_([a-z0-9]+)", stem)
         self.xstest_model = match.group(1) if match else ""
@@ -216,6 +218,8 @@ def parse_turns(
 ) -> list[dict[str, str]] | list[RowError]:
     """Validate a `turns` value: a list (or JSON text of one) of role/content objects."""
     if isinstance(value, str):
+        if nests_deeper(value, ctx.limits.json_depth) is not None:
+            return ctx.error(record, key, f"is {ctx.limits.too_deep()}")
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:

@@ -64,7 +64,18 @@ PROGRESS_EVERY = 5000
 
 
 class ImportFailed(Refused):
-    """The import cannot start (unknown batch or format, unreadable file)."""
+    """The import cannot start (unknown batch or format, unreadable file); `error` is
+    the file's error, with its line and field, when one was read."""
+
+    def __init__(self, message: str, error: RowError | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        if self.error is not None:
+            body["errors"] = [self.error.as_dict() | {"text": str(self.error)}]
+        return body
 
 
 @dataclass(frozen=True)
@@ -103,14 +114,15 @@ class ImportResult:
     error_count: int = 0
     dry_run: bool = False
     written: bool = False
-    # A file-level error (the file cannot be read as a whole) stops the import even
-    # with skip_invalid: that skips bad rows, it does not keep half a file.
+    # A file-level error (the file cannot be read as a whole) or one past a limit
+    # stops the import even with skip_invalid: that skips bad rows, it does not keep
+    # half a file.
     unreadable: bool = False
 
     def add_error(self, error: RowError) -> None:
         self.error_count += 1
-        self.unreadable = self.unreadable or error.file_level
-        if len(self.errors) < MAX_REPORTED_ERRORS or error.file_level:
+        self.unreadable = self.unreadable or error.stops_import
+        if len(self.errors) < MAX_REPORTED_ERRORS or error.stops_import:
             self.errors.append(error)
 
     def add_errors(self, errors: Iterable[RowError]) -> None:
@@ -167,7 +179,7 @@ def resolve_format(
         # Nothing could be read: say why (a broken first line, a corrupt file).
         problem = next(iter(read_records(source)), None)
         if isinstance(problem, RowError):
-            raise ImportFailed(str(problem))
+            raise ImportFailed(str(problem), problem)
     if detected is None:
         shown = ", ".join(columns[:12]) or "none"
         raise ImportFailed(
@@ -286,8 +298,9 @@ def import_dialogues(
     result = ImportResult(batch=batch_name, format=fmt, dry_run=dry_run)
     ctx = Context(source, fmt, options or FormatOptions())
     rows = _read_dialogues(source, ctx, index, result, progress)
+    read = len(rows) + result.error_count + result.skipped_duplicates
     if progress:
-        progress(len(rows) + result.error_count, "checking")
+        progress(read, "checking")
     if result.stops(skip_invalid=skip_invalid):
         return result
 
@@ -307,7 +320,7 @@ def import_dialogues(
             transaction.set_rollback(True)
             return result
         if progress:
-            progress(len(rows) + result.error_count, "writing")
+            progress(read, "writing")
         _write_dialogues(new_rows, batch, job)
         _write_votes(new_rows, batch)
         _finish(result, batch)
@@ -338,9 +351,14 @@ def _read_dialogues(
     result: ImportResult,
     progress: Progress | None,
 ) -> list[_Checked]:
-    """Parse and check every row of a dataset file; bad rows' errors go on result."""
+    """Parse and check every row of a dataset file; bad rows' errors go on result.
+
+    A row that repeats an earlier one of the file is counted as a duplicate here, not
+    kept: a file of one line over and over (a gzip bomb's shape) costs one row.
+    """
     parse = PARSERS[ctx.format]
     rows: list[_Checked] = []
+    seen: set[str] = set()
     for record in _good_records(_counted(read_records(source), progress), result):
         parsed = parse(record, ctx)
         checked = (
@@ -348,7 +366,10 @@ def _read_dialogues(
         )
         if isinstance(checked, list):
             result.add_errors(checked)
+        elif checked.content_hash in seen:
+            result.skipped_duplicates += 1
         else:
+            seen.add(checked.content_hash)
             rows.append(checked)
     return rows
 

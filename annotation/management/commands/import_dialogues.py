@@ -91,6 +91,8 @@ class Command(BaseCommand):
                 ),
             )
         except ImportFailed as exc:
+            if opts["json"]:
+                self.stdout.write(json.dumps(exc.body(), ensure_ascii=False))
             raise CommandError(str(exc)) from exc
         report(self, result, opts["json"])
         if result.error_count:
