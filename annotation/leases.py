@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -39,16 +39,20 @@ def holder_name(worker: str = "") -> str:
 
 
 class Heartbeat:
-    """`with Heartbeat(ImportJob, job_id, holder):` renews that row's lease every
-    third of the lease until the block ends. The row's lease is taken and released
-    by the service that does the work; this only keeps it alive."""
+    """`with Heartbeat(ImportJob, job_id, holder):` renews that row's lease (or
+    those rows', given a list of ids) every third of the lease until the block
+    ends. The lease is taken and released by the service that does the work; this
+    only keeps it alive."""
 
-    def __init__(self, model: type[Leased], pk: int, holder: str) -> None:
-        self.model, self.pk, self.holder = model, pk, holder
+    def __init__(
+        self, model: type[Leased], pk: int | Sequence[int], holder: str
+    ) -> None:
+        self.model, self.holder = model, holder
+        self.pks = [pk] if isinstance(pk, int) else list(pk)
         self.every = lease_seconds() / 3
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._beat, name=f"lease-{model.__name__}-{pk}", daemon=True
+            target=self._beat, name=f"lease-{model.__name__}-{self.pks[0]}", daemon=True
         )
 
     def __enter__(self) -> "Heartbeat":
@@ -68,9 +72,11 @@ class Heartbeat:
         try:
             while not self._stop.wait(self.every):
                 try:
-                    self.model.renew_lease(self.pk, self.holder)
+                    self.model.renew_lease(self.pks, self.holder)
                 except Exception as exc:  # a broken beat is logged; the next retries
-                    log.warning("lease of %s %s: %s", self.model.__name__, self.pk, exc)
+                    log.warning(
+                        "lease of %s %s: %s", self.model.__name__, self.pks, exc
+                    )
         finally:
             connections.close_all()  # this thread's own connections
 

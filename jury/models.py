@@ -4,8 +4,10 @@ The votes themselves are `annotation.Label` rows of kind "model", keyed by the r
 `key`; decisions are `annotation.JuryDecision` rows.
 """
 
+import hashlib
 import os
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -281,17 +283,15 @@ class JudgePhase(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class RunJudgeState(Leased):
+class RunJudgeState(models.Model):
     """One judge's state in a run, written by the worker that runs its chunks.
 
     `worker` and `worker_pid` name the process that last ran a chunk: a chunk run by
     another process loads the model again. The judge's rate is the votes written
     since `running_since` (`votes_at_start` were there before) over the time since.
 
-    The lease is the judge's, not the run's or a chunk's: one worker at a time runs
-    a judge's chunks (its queue, its loaded model), a chunk has no row, and what a
-    lost worker leaves undone is what the judge lacks (its missing votes). It is
-    held while a chunk runs and released between chunks.
+    `attempts` is the highest attempt among the judge's chunks (`RunChunk`): 2 or
+    more once a reaper queued one again after its worker was lost (the page says so).
     """
 
     run = models.ForeignKey(
@@ -305,6 +305,7 @@ class RunJudgeState(Leased):
     running_since = models.DateTimeField(null=True, blank=True)
     votes_at_start = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -321,6 +322,37 @@ class RunJudgeState(Leased):
 
     def __str__(self) -> str:
         return f"{self.run_id}: {self.judge_id} {self.phase}"
+
+
+class RunChunk(Leased):
+    """A chunk of a jury run being judged: the row its worker's lease is on.
+
+    The lease belongs to the chunk, the unit a worker takes and can lose: a judge's
+    queue may hold more of its chunks, which another worker takes while the lost
+    one's lease runs out. Written when a chunk starts (`key`: its judge and
+    dialogues, so a re-queued or redelivered copy finds the same row and its
+    attempts) and deleted when it ends; a row whose lease ran out is a chunk whose
+    worker was lost.
+    """
+
+    run = models.ForeignKey(JuryRun, on_delete=models.CASCADE, related_name="chunks")
+    judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=80)
+    dialogue_ids = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "key"], name="run_chunk_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}: chunk {self.key}"
+
+    @staticmethod
+    def key_of(judge_id: int, dialogue_ids: Sequence[int]) -> str:
+        ids = ",".join(str(d) for d in sorted(dialogue_ids))
+        return f"{judge_id}:{hashlib.sha1(ids.encode()).hexdigest()}"
 
 
 class WorkerPresence(models.Model):
@@ -385,11 +417,10 @@ class GenerationRunQuerySet(models.QuerySet["GenerationRun"]):
         )
 
 
-class GenerationRun(Run, Leased):
+class GenerationRun(Run):
     """A generation run: refusals or responses for a batch's prompts, fixed at start,
     written by one generator (a judge slot: its backend, model, queue and sampling);
-    `done` of `total` are its finished targets of all. One generator writes it, so
-    the lease (held while a chunk runs) is the run's."""
+    `done` of `total` are its finished targets of all."""
 
     batch = models.ForeignKey(
         "annotation.Batch", on_delete=models.CASCADE, related_name="generation_runs"
@@ -442,13 +473,17 @@ class GenerationRun(Run, Leased):
         return counts["n"] - counts["pending"], counts["n"]
 
 
-class GenerationTarget(models.Model):
+class GenerationTarget(Leased):
     """One text a run writes: a refusal with one strategy, or one response.
 
     `dialogue` is the dialogue answered (the first of those that share the prompt);
     `prompt_hash` is the content hash of the prompt turns, so a prompt gets one
     target per strategy however many dialogues share it. `result` is the dialogue
     written, or for a duplicate the one that already held the text.
+
+    The lease is on the targets of the chunk a worker is writing (a generation
+    run's chunks share its queue; a chunk has no row of its own): pending targets
+    whose lease ran out are what a lost worker left.
     """
 
     run = models.ForeignKey(

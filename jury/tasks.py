@@ -13,8 +13,10 @@ from jury.generation.services import generate_chunk, reap_lost_generation
 from jury.runs.services import (
     error_text,
     judge_chunk,
-    reap_lost_judges,
     record_failure,
+)
+from jury.runs.services import (
+    reap_lost_chunks as reap_lost_jury_chunks,
 )
 
 logger = logging.getLogger(__name__)
@@ -86,9 +88,9 @@ def generate_chunk_task(self: Task, run_id: int, target_ids: list[int]) -> int:
 
 @shared_task(name="jury.reap_lost_chunks", ignore_result=True)
 def reap_lost_chunks_task() -> dict[str, int]:
-    """Celery beat's: judges and generation runs whose worker was lost mid-chunk,
+    """Celery beat's: jury chunks and generation runs whose worker was lost,
     their missing work queued again (or failed after the last attempt)."""
     return {
-        "judges": reap_lost_judges(),
+        "jury_chunks": reap_lost_jury_chunks(),
         "generation_runs": reap_lost_generation(),
     }

@@ -15,6 +15,7 @@ worker that was lost (killed, its machine gone) from one that is slow, and queue
 the work again.
 """
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -208,25 +209,23 @@ class Leased(models.Model):
         }
 
     @classmethod
-    def renew_lease(cls, pk: int, holder: str) -> bool:
-        """Extend `holder`'s lease of row `pk`; False when the row is locked (its own
-        worker writes it: the lease is renewed next time), gone, or no longer
-        `holder`'s (released, or taken by another worker after a reaper's re-queue).
+    def renew_lease(cls, pks: Sequence[int], holder: str) -> int:
+        """Extend `holder`'s lease of the rows `pks`; how many were renewed. A row
+        is left as it is when it is locked (its own worker writes it: the lease is
+        renewed next time), gone, or no longer `holder`'s (released, or taken by
+        another worker after a reaper's re-queue).
 
         SKIP LOCKED: the heartbeat thread never waits on the row lock the worker's
         own transaction may hold (PostgreSQL; SQLite locks the whole file)."""
         with transaction.atomic():
-            locked = list(
+            free = list(
                 cls._default_manager.select_for_update(skip_locked=True)
-                .filter(pk=pk)
+                .filter(pk__in=list(pks))
                 .values_list("pk", flat=True)
             )
-            if not locked:
-                return False
-            renewed = cls._default_manager.filter(
-                pk=pk, lease_holder=holder[:255], lease_expires_at__isnull=False
+            return cls._default_manager.filter(
+                pk__in=free, lease_holder=holder[:255], lease_expires_at__isnull=False
             ).update(lease_expires_at=lease_until())
-        return bool(renewed)
 
     @classmethod
     def release_lease(cls, pk: int, holder: str) -> None:

@@ -300,9 +300,10 @@ def resume_generation_run(*, run: GenerationRun) -> GenerationRun:
         raise GenerationError(f"Generator {run.generator.name} is not available.")
     with transaction.atomic():
         # A lead's resume starts the count of lost workers again.
-        GenerationRun.move_status(
-            run.pk, RunStatus.RUNNING, error="", attempts=0, lease_expires_at=None
-        )
+        GenerationRun.move_status(run.pk, RunStatus.RUNNING, error="")
+        GenerationTarget.objects.filter(run=run, status=TargetStatus.PENDING).exclude(
+            lease_expires_at__gte=timezone.now()
+        ).update(attempts=0, lease_expires_at=None)
         run_id = run.pk
         transaction.on_commit(lambda: enqueue_missing(run_id=run_id))
     run.refresh_from_db()
@@ -333,18 +334,21 @@ def generate_chunk(*, run_id: int, target_ids: Sequence[int], worker: str = "") 
         .select_related("dialogue")
         .order_by("pk")
     )
+    written = 0
     if targets:
         holder = holder_name(worker)
-        GenerationRun.objects.filter(pk=run.pk).update(
-            **Leased.lease_fields(holder, attempts=run.attempts)
+        ids = [t.pk for t in targets]
+        attempts = max(t.attempts for t in targets)
+        GenerationTarget.objects.filter(pk__in=ids).update(
+            **Leased.lease_fields(holder, attempts=attempts)
         )
         try:
-            with Heartbeat(GenerationRun, run.pk, holder):
+            with Heartbeat(GenerationTarget, ids, holder):
                 written = _generate(run, targets)
         finally:
-            GenerationRun.release_lease(run.pk, holder)
-    else:
-        written = 0
+            GenerationTarget.objects.filter(pk__in=ids, lease_holder=holder).update(
+                lease_expires_at=None
+            )
     finish_if_complete(run)
     return written
 
@@ -371,36 +375,54 @@ def _generate(run: GenerationRun, targets: list[GenerationTarget]) -> int:
 
 
 def reap_lost_generation(*, now: datetime | None = None) -> int:
-    """Running generation runs whose worker was lost mid-chunk (the lease ran
-    out): their pending targets are queued again, up to AEGIS_JOB_MAX_ATTEMPTS
-    starts, then the run fails with an error that says so. Returns how many runs.
-    A target is written once (its lock and pending check), so the broker's late
-    redelivery of the lost chunk writes nothing twice."""
+    """Pending targets of running generation runs whose worker was lost mid-chunk
+    (the lease ran out): queued again, a chunk per run, up to
+    AEGIS_JOB_MAX_ATTEMPTS starts, then the run fails with an error that says so.
+    Returns how many runs. A target is written once (its lock and pending check),
+    so the broker's late redelivery of the lost chunk writes nothing twice."""
     now = now or timezone.now()
-    expired = Q(lease_expires_at__lt=now, status=RunStatus.RUNNING)
-    reaped = 0
-    for run_id in GenerationRun.objects.filter(expired).values_list("pk", flat=True):
+    expired = Q(
+        lease_expires_at__lt=now,
+        status=TargetStatus.PENDING,
+        run__status=RunStatus.RUNNING,
+    )
+    run_ids = set(
+        GenerationTarget.objects.filter(expired).values_list("run_id", flat=True)
+    )
+    for run_id in sorted(run_ids):
         with transaction.atomic():
-            run = (
-                GenerationRun.objects.select_for_update(skip_locked=True)
-                .filter(expired, pk=run_id)
-                .first()
+            targets = list(
+                GenerationTarget.objects.select_for_update(
+                    skip_locked=True, of=("self",)
+                )
+                .filter(expired, run_id=run_id)
+                .order_by("pk")
             )
-            if run is None:
+            if not targets:
                 continue
-            reaped += 1
-            if run.attempts >= max_attempts():
-                run.set_status(
+            lost = max(targets, key=lambda t: t.attempts)
+            if lost.attempts >= max_attempts():
+                GenerationRun.move_status(
+                    run_id,
                     RunStatus.FAILED,
-                    error=lost_text(run.lease_holder, run.attempts),
-                    lease_expires_at=None,
+                    error=lost_text(lost.lease_holder, lost.attempts),
                 )
                 continue
-            GenerationRun.objects.filter(pk=run_id).update(
-                attempts=run.attempts + 1, lease_expires_at=None
+            ids = [t.pk for t in targets]
+            GenerationTarget.objects.filter(pk__in=ids).update(
+                attempts=lost.attempts + 1, lease_expires_at=None
             )
-            transaction.on_commit(partial(enqueue_missing, run_id=run_id))
-    return reaped
+            run = GenerationRun.objects.select_related("generator").get(pk=run_id)
+            transaction.on_commit(
+                partial(
+                    enqueue.send,
+                    "jury.generate_chunk",
+                    run_id,
+                    ids,
+                    queue=run.generator.queue_name,
+                )
+            )
+    return len(run_ids)
 
 
 def _messages(run: GenerationRun, target: GenerationTarget) -> list[dict[str, str]]:

@@ -39,6 +39,7 @@ from jury.models import (
     Judge,
     JudgePhase,
     JuryRun,
+    RunChunk,
     RunDialogue,
     RunJudgeState,
     RunStatus,
@@ -210,11 +211,8 @@ def start_run(
     return run
 
 
-def missing_work(
-    run: JuryRun, *, judge_id: int | None = None
-) -> list[tuple[Judge, list[int]]]:
-    """(judge, chunk of dialogue ids) for every vote the run (or one of its
-    judges) still lacks."""
+def missing_work(run: JuryRun) -> list[tuple[Judge, list[int]]]:
+    """(judge, chunk of dialogue ids) for every vote the run still lacks."""
     targets = list(
         RunDialogue.objects.filter(run=run)
         .order_by("dialogue_id")
@@ -226,23 +224,19 @@ def missing_work(
     ).values_list("judge", "dialogue_id"):
         voted[judge_name].add(dialogue_id)
     work: list[tuple[Judge, list[int]]] = []
-    judges = run.judges.order_by("name")
-    if judge_id is not None:
-        judges = judges.filter(pk=judge_id)
-    for judge in judges:
+    for judge in run.judges.order_by("name"):
         todo = [d for d in targets if d not in voted[judge.name]]
         for start in range(0, len(todo), run.chunk_size):
             work.append((judge, todo[start : start + run.chunk_size]))
     return work
 
 
-def enqueue_missing(*, run_id: int, judge_id: int | None = None) -> int:
-    """Queue one task per missing chunk and judge (or of one judge), on the
-    judge's queue."""
+def enqueue_missing(*, run_id: int) -> int:
+    """Queue one task per missing chunk and judge, on the judge's queue."""
     run = JuryRun.objects.get(pk=run_id)
     if run.status != RunStatus.RUNNING:
         return 0
-    work = missing_work(run, judge_id=judge_id)
+    work = missing_work(run)
     for judge, chunk in work:
         enqueue.send(
             "jury.judge_chunk", run.pk, judge.pk, chunk, queue=judge.queue_name
@@ -281,7 +275,10 @@ def resume_run(*, run: JuryRun) -> JuryRun:
         JuryRun.move_status(run.pk, RunStatus.RUNNING, error="")
         RunJudgeState.objects.filter(run=run, phase=JudgePhase.FAILED).delete()
         # A lead's resume starts the count of lost workers again.
-        RunJudgeState.objects.filter(run=run).update(attempts=0, lease_expires_at=None)
+        RunJudgeState.objects.filter(run=run).update(attempts=0)
+        RunChunk.objects.filter(run=run).exclude(
+            lease_expires_at__gte=timezone.now()
+        ).delete()
         run_id = run.pk
         transaction.on_commit(lambda: enqueue_missing(run_id=run_id))
     run.refresh_from_db()
@@ -376,37 +373,40 @@ def judge_chunk(
     written = 0
     if todo:
         holder = holder_name(worker)
-        state_id = _take_lease(run, judge, holder)
+        chunk_id = _take_lease(run, judge, dialogue_ids, holder)
         try:
-            with Heartbeat(RunJudgeState, state_id, holder):
+            with Heartbeat(RunChunk, chunk_id, holder):
                 backend = _ready_backend(run, judge, worker=worker)
                 written = record_model_votes(
                     run_key=run.key, votes=_judge(run, judge, todo, backend)
                 )
         finally:
-            RunJudgeState.release_lease(state_id, holder)
+            RunChunk.objects.filter(pk=chunk_id, lease_holder=holder).delete()
     decide_dialogues(run=run, dialogue_ids=dialogue_ids)
     finish_if_complete(run)
     return written
 
 
-def _take_lease(run: JuryRun, judge: Judge, holder: str) -> int:
-    """The judge's lease in the run, taken by `holder` for a chunk; the state's id.
-
-    A new state starts "loading" (`_ready_backend` says what it is doing next)."""
-    state, _ = RunJudgeState.objects.get_or_create(
-        run=run, judge=judge, defaults={"phase": JudgePhase.LOADING}
+def _take_lease(
+    run: JuryRun, judge: Judge, dialogue_ids: Sequence[int], holder: str
+) -> int:
+    """The chunk's lease, taken by `holder`; the chunk row's id. A re-queued or
+    redelivered chunk finds its row again (and its attempts)."""
+    chunk, _ = RunChunk.objects.get_or_create(
+        run=run,
+        key=RunChunk.key_of(judge.pk, dialogue_ids),
+        defaults={"judge": judge, "dialogue_ids": sorted(dialogue_ids)},
     )
-    RunJudgeState.objects.filter(pk=state.pk).update(
-        **Leased.lease_fields(holder, attempts=state.attempts)
+    RunChunk.objects.filter(pk=chunk.pk).update(
+        **Leased.lease_fields(holder, attempts=chunk.attempts)
     )
-    return state.pk
+    return chunk.pk
 
 
-def reap_lost_judges(*, now: datetime | None = None) -> int:
-    """Judges of running runs whose worker was lost mid-chunk (the lease ran out):
-    what each lacks is queued again, up to AEGIS_JOB_MAX_ATTEMPTS starts, then the
-    judge and its run fail with an error that says so. Returns how many judges.
+def reap_lost_chunks(*, now: datetime | None = None) -> int:
+    """Chunks of running runs whose worker was lost (the lease ran out): each is
+    queued again on its judge's queue, up to AEGIS_JOB_MAX_ATTEMPTS starts, then
+    the judge and its run fail with an error that says so. Returns how many.
 
     Safe against the broker's own late redelivery of the lost chunk: a chunk only
     judges the dialogues its judge has no vote on yet, and a vote is written once
@@ -414,29 +414,44 @@ def reap_lost_judges(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     expired = Q(lease_expires_at__lt=now, run__status=RunStatus.RUNNING)
     reaped = 0
-    for state_id in RunJudgeState.objects.filter(expired).values_list("pk", flat=True):
+    for chunk_id in RunChunk.objects.filter(expired).values_list("pk", flat=True):
         with transaction.atomic():
-            state = (
-                RunJudgeState.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(expired, pk=state_id)
+            chunk = (
+                RunChunk.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("judge")
+                .filter(expired, pk=chunk_id)
                 .first()
             )
-            if state is None:
+            if chunk is None:
                 continue
             reaped += 1
-            run_id, judge_id = state.run_id, state.judge_id
-            if state.attempts >= max_attempts():
-                error = lost_text(state.lease_holder, state.attempts)
-                record_failure(run_id=run_id, judge_id=judge_id, error=error)
-                RunJudgeState.objects.filter(pk=state_id).update(lease_expires_at=None)
+            if chunk.attempts >= max_attempts():
+                error = lost_text(chunk.lease_holder, chunk.attempts)
+                record_failure(
+                    run_id=chunk.run_id, judge_id=chunk.judge_id, error=error
+                )
+                chunk.delete()
                 continue
-            RunJudgeState.objects.filter(pk=state_id).update(
-                attempts=state.attempts + 1, lease_expires_at=None
-            )
-            transaction.on_commit(
-                partial(enqueue_missing, run_id=run_id, judge_id=judge_id)
-            )
+            _requeue(chunk)
     return reaped
+
+
+def _requeue(chunk: RunChunk) -> None:
+    attempt = chunk.attempts + 1
+    RunChunk.objects.filter(pk=chunk.pk).update(attempts=attempt, lease_expires_at=None)
+    RunJudgeState.objects.filter(
+        run_id=chunk.run_id, judge_id=chunk.judge_id, attempts__lt=attempt
+    ).update(attempts=attempt)
+    transaction.on_commit(
+        partial(
+            enqueue.send,
+            "jury.judge_chunk",
+            chunk.run_id,
+            chunk.judge_id,
+            list(chunk.dialogue_ids),
+            queue=chunk.judge.queue_name,
+        )
+    )
 
 
 def _judge(

@@ -7,6 +7,7 @@ script; the script sees the judged conversation and returns the model's text.
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,8 +39,15 @@ def rambling_judge(text: str) -> str:
     return "Well, it depends on the context; I would rather not say."
 
 
+def slow_keyword_judge(text: str) -> str:
+    """The keyword judge, two seconds per answer: a chunk long enough to kill."""
+    time.sleep(2.0)
+    return keyword_judge(text)
+
+
 SCRIPTS: dict[str, Script] = {
     "keyword": keyword_judge,
+    "slow-keyword": slow_keyword_judge,
     "cautious": cautious_judge,
     "rambling": rambling_judge,
 }

@@ -13,7 +13,14 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db.models import Max
 
 from annotation.facade import ExportSnapshot, ImportJob, Job, JobStatus
-from jury.models import GenerationRun, JuryRun, RunJudgeState, RunStatus
+from jury.models import (
+    GenerationRun,
+    GenerationTarget,
+    JuryRun,
+    RunChunk,
+    RunJudgeState,
+    RunStatus,
+)
 
 KINDS = ("import", "export", "jury_run", "generation_run")
 UNFINISHED = (JobStatus.PENDING, JobStatus.RUNNING, RunStatus.RUNNING)
@@ -48,25 +55,28 @@ def job_row(kind: str, job: Job, **lease: Any) -> dict[str, Any]:
     }
 
 
-def _jury_runs(runs: Any) -> Iterator[dict[str, Any]]:
+def _run_rows(kind: str, runs: Any, leases: Any) -> Iterator[dict[str, Any]]:
+    """Runs with the leases of their work (`leases`: the rows that hold them, a
+    jury run's chunks or a generation run's targets, by run id) and, for a jury
+    run, its judges' attempts."""
     for run in runs:
-        states = RunJudgeState.objects.filter(run=run)
-        lease = states.aggregate(
+        rows = leases.filter(run=run)
+        lease = rows.aggregate(
             attempts=Max("attempts"), lease_expires_at=Max("lease_expires_at")
         )
-        holders = sorted(
-            set(
-                states.filter(lease_expires_at__isnull=False).values_list(
-                    "lease_holder", flat=True
-                )
-            )
+        attempts = lease["attempts"] or 0
+        if kind == "jury_run":
+            judged = RunJudgeState.objects.filter(run=run).aggregate(n=Max("attempts"))
+            attempts = max(attempts, judged["n"] or 0)
+        holders = rows.filter(lease_expires_at__isnull=False).values_list(
+            "lease_holder", flat=True
         )
         yield job_row(
-            "jury_run",
+            kind,
             run,
-            attempts=lease["attempts"] or 0,
+            attempts=attempts,
             lease_expires_at=lease["lease_expires_at"],
-            lease_holder=", ".join(holders),
+            lease_holder=", ".join(sorted(set(holders))),
         )
 
 
@@ -87,7 +97,9 @@ def job_rows(
             jobs = jobs.filter(status__in=UNFINISHED)
         jobs = jobs.order_by("-created_at", "-pk")[:limit]
         if kind == "jury_run":
-            rows.extend(_jury_runs(jobs))
+            rows.extend(_run_rows(kind, jobs, RunChunk.objects.all()))
+        elif kind == "generation_run":
+            rows.extend(_run_rows(kind, jobs, GenerationTarget.objects.all()))
         else:
             rows.extend(job_row(kind, job) for job in jobs)
     return rows

@@ -1,10 +1,11 @@
-"""The jury's leases and reaper without killing anything: a lost worker is a judge
-state (or a generation run) whose lease ran out; the judges talk to the scripted
+"""The jury's leases and reaper without killing anything: a lost worker is a chunk
+(or a generation run's targets) whose lease ran out; the judges talk to the scripted
 chat-completions server. tests/jury/runs/test_lost_worker_e2e.py kills a real one."""
 
 import io
 import json
 import os
+import socket
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,15 +22,18 @@ from jury.models import (
     Backend,
     GenerationKind,
     GenerationRun,
+    GenerationTarget,
     Judge,
     JudgePhase,
+    RunChunk,
     RunJudgeState,
     RunStatus,
     Scope,
 )
+from jury.runs import services
 from jury.runs.services import (
     judge_chunk,
-    reap_lost_judges,
+    reap_lost_chunks,
     run_progress,
     run_state,
     start_run,
@@ -83,19 +87,41 @@ def half_judged(endpoint):
     judge_chunk(run_id=run.pk, judge_id=a.pk, dialogue_ids=ids[:2])
     judge_chunk(run_id=run.pk, judge_id=a.pk, dialogue_ids=ids[2:])
     judge_chunk(run_id=run.pk, judge_id=b.pk, dialogue_ids=ids[:2])
-    RunJudgeState.objects.filter(run=run, judge=b).update(
+    RunChunk.objects.create(
+        run=run,
+        judge=b,
+        key=RunChunk.key_of(b.pk, ids[2:]),
+        dialogue_ids=ids[2:],
+        attempts=1,
         lease_holder="jury@gone:4242",
         lease_expires_at=timezone.now() - timedelta(seconds=5),
     )
     return run, a, b, ids
 
 
-def test_a_chunk_takes_the_judges_lease_and_releases_it_when_done(half_judged):
-    run, a, _b, _ids = half_judged
-    state = RunJudgeState.objects.get(run=run, judge=a)
-    assert state.attempts == 1
-    assert state.lease_holder.endswith(f":{os.getpid()}")
-    assert state.lease_expires_at is None
+def test_a_chunk_holds_a_lease_while_it_judges_and_drops_it_when_done(
+    half_judged, monkeypatch
+):
+    # given judge b's lost chunk, and a spy on the votes being written
+    run, _a, b, ids = half_judged
+    seen = []
+    record = services.record_model_votes
+
+    def spy(**kwargs):
+        seen.extend(RunChunk.objects.filter(run=run).values("attempts", "lease_holder"))
+        return record(**kwargs)
+
+    monkeypatch.setattr(services, "record_model_votes", spy)
+
+    # when the chunk runs here (a re-queued copy)
+    assert judge_chunk(run_id=run.pk, judge_id=b.pk, dialogue_ids=ids[2:]) == 2
+
+    # then while it judged it held the chunk's lease (the same row: its attempt)
+    assert seen == [
+        {"attempts": 1, "lease_holder": f"{socket.gethostname()}:{os.getpid()}"}
+    ]
+    # and the row is gone once it is done
+    assert not RunChunk.objects.exists()
 
 
 def test_a_lost_judge_gets_only_its_missing_chunk_again_and_one_vote_each(
@@ -106,19 +132,20 @@ def test_a_lost_judge_gets_only_its_missing_chunk_again_and_one_vote_each(
 
     # when the reaper runs
     with django_capture_on_commit_callbacks(execute=True):
-        assert reap_lost_judges() == 1
+        assert reap_lost_chunks() == 1
 
-    # then b's missing chunk is queued again on b's queue, as its second attempt
+    # then b's lost chunk is queued again on b's queue, as its second attempt
     assert sent == [("jury.judge_chunk", run.pk, b.pk, ids[2:], b.queue_name)]
-    state = RunJudgeState.objects.get(run=run, judge=b)
-    assert (state.attempts, state.lease_expires_at) == (2, None)
+    chunk = RunChunk.objects.get()
+    assert (chunk.attempts, chunk.lease_expires_at) == (2, None)
+    assert RunJudgeState.objects.get(run=run, judge=b).attempts == 2
     # and the run page says so
     page = run_state(run, run_progress(run))
     [line] = [j for j in page.judges if j.name == "reap-b"]
     assert line.text.endswith(" · re-queued after a worker was lost (attempt 2 of 3)")
     assert "reap-b re-queued after a worker was lost (attempt 2 of 3)" in page.detail
     # and a second pass queues nothing more
-    assert reap_lost_judges() == 0
+    assert reap_lost_chunks() == 0
 
     # when the queued chunk runs, and later the broker redelivers the lost one
     assert judge_chunk(run_id=run.pk, judge_id=b.pk, dialogue_ids=ids[2:]) == 2
@@ -138,10 +165,10 @@ def test_a_judge_lost_on_its_last_attempt_fails_the_run_with_the_reason(
 ):
     # given judge b's worker lost on its third attempt
     run, _a, b, _ids = half_judged
-    RunJudgeState.objects.filter(run=run, judge=b).update(attempts=3)
+    RunChunk.objects.update(attempts=3)
 
     # when the reaper runs
-    assert reap_lost_judges() == 1
+    assert reap_lost_chunks() == 1
 
     # then the run failed, naming the judge and the lost worker; nothing was queued
     assert sent == []
@@ -152,25 +179,24 @@ def test_a_judge_lost_on_its_last_attempt_fails_the_run_with_the_reason(
         "attempt 3 of 3; not queued again. Start it again once the workers are "
         "healthy."
     )
-    state = RunJudgeState.objects.get(run=run, judge=b)
-    assert (state.phase, state.lease_expires_at) == (JudgePhase.FAILED, None)
+    assert RunJudgeState.objects.get(run=run, judge=b).phase == JudgePhase.FAILED
+    assert not RunChunk.objects.exists()
 
 
 def test_a_live_lease_or_a_finished_run_is_left_alone(half_judged, sent):
-    run, _a, b, _ids = half_judged
-    states = RunJudgeState.objects.filter(run=run, judge=b)
-    states.update(lease_expires_at=timezone.now() + timedelta(seconds=30))
-    assert reap_lost_judges() == 0
-    states.update(lease_expires_at=timezone.now() - timedelta(seconds=5))
+    run, _a, _b, _ids = half_judged
+    RunChunk.objects.update(lease_expires_at=timezone.now() + timedelta(seconds=30))
+    assert reap_lost_chunks() == 0
+    RunChunk.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=5))
     run.set_status(RunStatus.CANCELLED)
-    assert reap_lost_judges() == 0
+    assert reap_lost_chunks() == 0
     assert sent == []
 
 
-def test_a_generation_run_whose_worker_was_lost_is_queued_again_then_failed(
+def test_a_generation_chunk_whose_worker_was_lost_is_queued_again_then_failed(
     endpoint, sent, django_capture_on_commit_callbacks
 ):
-    # given a running generation run whose lease ran out on its first attempt
+    # given a running generation run whose chunk of two targets lost its worker
     batch = BatchFactory(name="generated")
     generator = Judge.objects.create(
         name="gen", backend=Backend.OPENAI, model="keyword", endpoint=endpoint
@@ -180,34 +206,46 @@ def test_a_generation_run_whose_worker_was_lost_is_queued_again_then_failed(
         generator=generator,
         kind=GenerationKind.RESPONSES,
         prompt_version="v1",
-        attempts=1,
-        lease_holder="jury@gone:1",
-        lease_expires_at=timezone.now() - timedelta(seconds=5),
     )
+    lost = timezone.now() - timedelta(seconds=5)
+    targets = [
+        GenerationTarget.objects.create(
+            run=run,
+            dialogue=DialogueFactory(batch=batch, response=None),
+            prompt_hash=f"h{i}",
+            attempts=1,
+            lease_holder="jury@gone:1",
+            lease_expires_at=lost,
+        )
+        for i in range(2)
+    ]
+    ids = [t.pk for t in targets]
 
-    # when the reaper runs: queued again (no pending target: no chunk to send)
+    # when the reaper runs: the chunk is queued again on the generator's queue
     with django_capture_on_commit_callbacks(execute=True):
         assert reap_lost_generation() == 1
-    run.refresh_from_db()
-    assert (run.status, run.attempts, run.lease_expires_at) == ("running", 2, None)
+    assert sent == [("jury.generate_chunk", run.pk, ids, generator.queue_name)]
+    assert list(
+        GenerationTarget.objects.order_by("pk").values_list(
+            "attempts", "lease_expires_at"
+        )
+    ) == [(2, None), (2, None)]
 
     # when it is lost again on its last attempt
-    GenerationRun.objects.filter(pk=run.pk).update(
-        attempts=3, lease_expires_at=timezone.now() - timedelta(seconds=5)
-    )
+    GenerationTarget.objects.update(attempts=3, lease_expires_at=lost)
     assert reap_lost_generation() == 1
 
-    # then it failed with the reason
+    # then the run failed with the reason, and nothing more was queued
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
     assert run.error_text.startswith("The worker (jury@gone:1) was lost")
-    assert sent == []
+    assert len(sent) == 1
 
 
 def test_jobs_command_lists_every_kind_with_its_lease(half_judged):
     # given a run with a lost judge, and an import
-    run, _a, _b, _ids = half_judged
-    RunJudgeState.objects.filter(run=run).update(attempts=2)
+    run, _a, b, _ids = half_judged
+    RunJudgeState.objects.filter(run=run, judge=b).update(attempts=2)
     job = ImportJob.objects.create(
         batch_name="x", file_path="/nonexistent", original_name="x.jsonl"
     )
