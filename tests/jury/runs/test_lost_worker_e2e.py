@@ -1,6 +1,6 @@
-"""A jury worker killed with `kill -9` mid-chunk: real worker processes (a jury worker,
-a default worker for the reaper), Celery beat, Redis and PostgreSQL; no lead presses
-Resume, and the broker's visibility timeout (6 h) never comes into it.
+"""Workers killed with `kill -9` mid-job: real worker processes (a jury worker, a
+default worker for imports and the reaper), Celery beat, Redis and PostgreSQL; no
+lead presses Resume, and the broker's visibility timeout (6 h) never comes into it.
 
 The judges are `openai`-backend judges on the scripted chat-completions server (two
 seconds an answer, so a chunk is long enough to kill in): what is under test is the
@@ -8,6 +8,7 @@ lease, the heartbeat, beat and the reaper, not a model. tests/jury/runs/
 test_worker_e2e.py runs the real SmolLM2 judges.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -16,11 +17,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.utils import timezone
 
-from annotation.models import Label, VoteKind
+from annotation.imports.jobs import queue_import_file
+from annotation.models import Dialogue, ImportJob, Label, VoteKind
 from jury.backends import clear_backends
 from jury.models import (
     Backend,
@@ -161,3 +164,56 @@ def test_a_run_whose_jury_worker_is_killed_finishes_by_itself_with_one_vote_each
     # and the lost message itself still waits unacked for its visibility timeout:
     # the reaper, not the broker, recovered the run
     assert [m.args[:2] for m in broker.unacked(queues)] == [[run.pk, lost.judge_id]]
+
+
+ROWS = 30_000
+
+
+def test_an_import_whose_worker_is_killed_mid_read_starts_again_and_writes_once(
+    broker: Broker,
+    beat: WorkerProcess,
+    start_jury_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
+    settings: Any,
+) -> None:
+    # given a file of many rows queued for import on a default worker, with beat
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    BatchFactory(name="lost-import")
+    path = tmp_path / "many.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"id": f"row-{i}", "prompt": f"question {i}?", "response": "ok"})
+            + "\n"
+            for i in range(ROWS)
+        )
+    )
+    broker.purge(["default"])
+    first = start_jury_worker(["default"], env=LEASES)
+    job = queue_import_file(
+        path=path, kind="dialogues", batch_name="lost-import", fmt="", options={}
+    )
+
+    def reading() -> bool:
+        assert first.alive, first.log_text()[-LOG_TAIL:]
+        found = ImportJob.objects.get(pk=job.pk)
+        assert not found.finished, "the import ended before it could be killed"
+        return found.rows_read > 0
+
+    wait_for(reading, what="an import reading its rows", timeout=120)
+
+    # when its worker is killed mid-read and started again
+    first.kill()
+    killed = ImportJob.objects.get(pk=job.pk)
+    assert (killed.status, killed.attempts) == ("running", 1)
+    assert Dialogue.objects.filter(batch__name="lost-import").count() == 0
+    start_jury_worker(["default"], env=LEASES)
+
+    # then the import starts again by itself and writes every row once
+    wait_for(
+        lambda: ImportJob.objects.get(pk=job.pk).finished,
+        what="finished import",
+        timeout=LEASE + REAPER + START + 120,
+    )
+    done = ImportJob.objects.get(pk=job.pk)
+    assert (done.status, done.attempts, done.imported) == ("succeeded", 2, ROWS)
+    assert Dialogue.objects.filter(batch__name="lost-import").count() == ROWS
