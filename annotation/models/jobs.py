@@ -150,6 +150,29 @@ class Job(models.Model):
         error: str = getattr(self, "error", "")
         return error
 
+    @property
+    def lease_attempts(self) -> int:
+        """How many times the work was started: a `Leased` job's `attempts`; 0 for
+        a run, whose leases are on its chunks (its page's service counts them)."""
+        return int(getattr(self, "attempts", 0) or 0)
+
+    @property
+    def requeued_text(self) -> str:
+        """ "re-queued after a worker was lost (attempt 2 of 3)" while a job that a
+        reaper queued again waits or runs; "" before, and once it has finished
+        (a job lost too often says so in its error: `lost_text`)."""
+        return "" if self.finished else requeued_text(self.lease_attempts)
+
+    @property
+    def worker_lost(self) -> bool:
+        """Whether a reaper failed this job for good because its workers were lost
+        (its error is `lost_text`'s), not because of what it was working on."""
+        return (
+            self.finished
+            and self.status != self.SUCCEEDED
+            and LOST_MARK in self.error_text
+        )
+
 
 def lease_seconds() -> int:
     """How long a lease lasts without renewal (AEGIS_JOB_LEASE_SECONDS)."""
@@ -172,11 +195,16 @@ def requeued_text(attempts: int) -> str:
     return f"re-queued after a worker was lost (attempt {attempts} of {max_attempts()})"
 
 
+# The words every lost-worker error has (`lost_text`), by which `Job.worker_lost`
+# tells it from a job's own failure.
+LOST_MARK = " was lost (killed or stopped) during attempt "
+
+
 def lost_text(holder: str, attempts: int) -> str:
     """The error of work whose worker was lost once too often."""
     who = f" ({holder})" if holder else ""
     return (
-        f"The worker{who} was lost (killed or stopped) during attempt {attempts} of "
+        f"The worker{who}{LOST_MARK}{attempts} of "
         f"{max_attempts()}; not queued again. Start it again once the workers are "
         "healthy."
     )
@@ -237,7 +265,3 @@ class Leased(models.Model):
     def lease_live(self, now: datetime | None = None) -> bool:
         expires = self.lease_expires_at
         return expires is not None and expires >= (now or timezone.now())
-
-    @property
-    def requeued_text(self) -> str:
-        return requeued_text(self.attempts)

@@ -37,7 +37,7 @@ from datetime import datetime
 from functools import partial
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -59,6 +59,7 @@ from annotation.facade import (
     max_attempts,
     prompt_and_response,
     recompute_on_commit,
+    requeued_text,
 )
 from jury.backends import Generation, JudgeConfig, get_backend
 from jury.generation.prompts import (
@@ -587,10 +588,18 @@ class GenerationProgress:
     failed: int
     # strategy ("" for responses) -> (finished, targets)
     by_strategy: dict[str, tuple[int, int]]
+    # The most starts among the pending targets: 2 or more once a reaper queued
+    # their chunk again after its worker was lost.
+    attempts: int = 0
 
     @property
     def finished(self) -> int:
         return self.targets - self.pending
+
+    @property
+    def requeued_text(self) -> str:
+        """What the run's page says while a re-queued chunk is pending ("" else)."""
+        return requeued_text(self.attempts) if self.pending else ""
 
     @property
     def percent(self) -> int:
@@ -603,6 +612,7 @@ _STATUS_COUNTS = {
     "written": Count("pk", filter=Q(status=TargetStatus.WRITTEN)),
     "duplicates": Count("pk", filter=Q(status=TargetStatus.DUPLICATE)),
     "failed": Count("pk", filter=Q(status=TargetStatus.FAILED)),
+    "attempts": Max("attempts", filter=Q(status=TargetStatus.PENDING)),
 }
 
 
@@ -620,6 +630,7 @@ def generation_progress(run: GenerationRun) -> GenerationProgress:
         .order_by("strategy")
         .values_list("strategy", "n", "pending")
     }
+    totals["attempts"] = totals["attempts"] or 0  # None: nothing pending
     progress = GenerationProgress(by_strategy=by_strategy, **totals)
     run.counts = (progress.finished, progress.targets)  # the run's done and total
     return progress
