@@ -21,7 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotation import enqueue
-from annotation.models import ExportSnapshot, ImportJob
+from annotation.models import AgreementReport, ExportSnapshot, ImportJob
 from annotation.models.jobs import (
     JobStatus,
     Leased,
@@ -92,34 +92,73 @@ class Reaped:
         return Reaped(self.requeued + other.requeued, self.failed + other.failed)
 
 
-def reap_lost_jobs(*, now: datetime | None = None) -> Reaped:
-    """Imports and exports whose worker was lost (a running job whose lease ran
-    out): each is queued again, up to AEGIS_JOB_MAX_ATTEMPTS starts, then failed
-    with an error that says so. Imports and exports start again from the top
-    (all or nothing; a fresh folder), so a late redelivery of the lost task by the
-    broker finds the job finished, or leased by its new worker, and does nothing.
-    """
-    now = now or timezone.now()
-    return _reap(ImportJob, "annotation.run_import", _import_error, now) + _reap(
-        ExportSnapshot, "annotation.run_export", _export_error, now
+@dataclass(frozen=True)
+class LeasedKind:
+    """A kind of work whose rows hold a lease, as the reaper needs it: the model,
+    the task that does it (sent with `argument(row)`), and how a row is failed for
+    good (`fail(row, error)`, in the reaper's transaction)."""
+
+    model: type[Leased]
+    task: str
+    argument: Callable[[Any], int]
+    fail: Callable[[Any, str], None]
+
+
+def _fail_import(job: Any, text: str) -> None:
+    error = {"file": job.original_name, "line": None, "field": "", "message": text}
+    job.set_status(
+        JobStatus.FAILED,
+        lease_expires_at=None,
+        errors=[error | {"text": text}],
+        error_count=1,
+        phase="",
     )
 
 
-def _import_error(job: Any, text: str) -> dict[str, Any]:
-    error = {"file": job.original_name, "line": None, "field": "", "message": text}
-    return {"errors": [error | {"text": text}], "error_count": 1, "phase": ""}
+def _fail_export(job: Any, text: str) -> None:
+    job.set_status(JobStatus.FAILED, lease_expires_at=None, error=text, phase="")
 
 
-def _export_error(job: Any, text: str) -> dict[str, Any]:
-    return {"error": text, "phase": ""}
+def _fail_report(report: Any, text: str) -> None:
+    # A cache row, not a Job: a later request for the report schedules it again.
+    AgreementReport.objects.filter(pk=report.pk).update(
+        status=JobStatus.FAILED, error=text, lease_expires_at=None
+    )
 
 
-def _reap(
-    model: Any,
-    task: str,
-    error_fields: Callable[[Any, str], dict[str, Any]],
-    now: datetime,
-) -> Reaped:
+# Imports and exports start again from the top (all or nothing; a fresh folder);
+# an agreement report is computed again (its row is written once, at the end).
+# Jury and generation chunks have reapers of their own (jury.tasks).
+KINDS = (
+    LeasedKind(ImportJob, "annotation.run_import", lambda job: job.pk, _fail_import),
+    LeasedKind(
+        ExportSnapshot, "annotation.run_export", lambda job: job.pk, _fail_export
+    ),
+    LeasedKind(
+        AgreementReport,
+        "annotation.compute_agreement",
+        lambda report: report.batch_id,
+        _fail_report,
+    ),
+)
+
+
+def reap_lost_jobs(*, now: datetime | None = None) -> Reaped:
+    """Imports, exports and agreement reports whose worker was lost (running, its
+    lease run out): each is queued again, up to AEGIS_JOB_MAX_ATTEMPTS starts, then
+    failed with an error that says so. Each starts again from the top, so a late
+    redelivery of the lost task by the broker finds the job finished, or leased
+    by its new worker, and does nothing.
+    """
+    now = now or timezone.now()
+    reaped = Reaped()
+    for kind in KINDS:
+        reaped += _reap(kind, now)
+    return reaped
+
+
+def _reap(kind: LeasedKind, now: datetime) -> Reaped:
+    model: Any = kind.model
     expired = Q(status=JobStatus.RUNNING, lease_expires_at__lt=now)
     requeued = failed = 0
     for pk in model.objects.filter(expired).values_list("pk", flat=True):
@@ -133,18 +172,13 @@ def _reap(
             if job is None:
                 continue
             if job.attempts >= max_attempts():
-                text = lost_text(job.lease_holder, job.attempts)
-                job.set_status(
-                    JobStatus.FAILED,
-                    lease_expires_at=None,
-                    **error_fields(job, text),
-                )
+                kind.fail(job, lost_text(job.lease_holder, job.attempts))
                 failed += 1
                 continue
             model.objects.filter(pk=pk).update(
                 attempts=job.attempts + 1, lease_expires_at=None
             )
-            enqueue.later(task, pk)
+            enqueue.later(kind.task, kind.argument(job))
             requeued += 1
         log.warning("%s %s: its worker was lost; queued again", model.__name__, pk)
     return Reaped(requeued, failed)

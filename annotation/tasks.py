@@ -22,16 +22,19 @@ def run_import(self: Task, job_id: int) -> str:
 
 @shared_task(name="annotation.reap_lost_jobs", ignore_result=True)
 def reap_lost_jobs_task() -> dict[str, int]:
-    """Celery beat's: imports and exports whose worker was lost, queued again."""
+    """Celery beat's: imports, exports and agreement reports whose worker was lost,
+    queued again."""
     reaped = reap_lost_jobs()
     return {"requeued": reaped.requeued, "failed": reaped.failed}
 
 
-@shared_task(name="annotation.compute_agreement", acks_late=True)
-def compute_agreement(batch_id: int) -> str:
+@shared_task(bind=True, name="annotation.compute_agreement", acks_late=True)
+def compute_agreement(self: Task, batch_id: int) -> str:
+    """A batch's agreement report, under a lease (idempotent: a current report is
+    kept)."""
     from annotation.agreement.services import run_scheduled
 
-    return run_scheduled(batch_id)
+    return run_scheduled(batch_id, holder=holder_name(self.request.hostname or ""))
 
 
 @shared_task(

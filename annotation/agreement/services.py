@@ -42,6 +42,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.ordering import natural_sorted
 from annotation import enqueue
+from annotation.leases import Heartbeat, holder_name
 from annotation.models import (
     AgreementReport,
     Batch,
@@ -62,7 +63,9 @@ from taxonomy.models import Category
 REPORT_VERSION = 1
 # Values are coded by their place in LABELS, BINARY or JURY_DECISIONS.
 MISSING = -1
-# A queued report not done after this long is queued again (its worker died).
+# A queued report that no worker took within this long is queued again (the task
+# was lost before a worker had it); one a worker took holds a lease, and the reaper
+# (annotation.leases) queues it again when that worker is lost.
 STALE_REQUEST = timedelta(minutes=15)
 
 
@@ -900,6 +903,7 @@ def compute(batch: Batch) -> AgreementReport:
             "error": "",
             "computed_at": timezone.now(),
             "duration_ms": int(elapsed.total_seconds() * 1000),
+            "lease_expires_at": None,
         },
     )
     return report
@@ -920,12 +924,7 @@ def report_for(
         return cached
     if force_sync:
         return compute(batch)
-    if (
-        cached is not None
-        and cached.status in (JobStatus.PENDING, JobStatus.RUNNING)
-        and cached.requested_at is not None
-        and timezone.now() - cached.requested_at < STALE_REQUEST
-    ):
+    if cached is not None and _in_flight(cached):
         return cached
     votes = Label.objects.filter(dialogue__batch=batch).count()
     if not force_async and votes <= sync_max_votes():
@@ -939,16 +938,13 @@ def schedule(batch: Batch) -> AgreementReport:
         report, _ = AgreementReport.objects.select_for_update().get_or_create(
             batch=batch
         )
-        if (
-            report.status in (JobStatus.PENDING, JobStatus.RUNNING)
-            and report.requested_at is not None
-            and timezone.now() - report.requested_at < STALE_REQUEST
-        ):
+        if _in_flight(report):
             return report
         report.status = JobStatus.PENDING
         report.requested_at = timezone.now()
         report.error = ""
         report.task_id = ""
+        report.attempts, report.lease_expires_at = 0, None  # a new request
         report.save()
         enqueue.later(
             "annotation.compute_agreement",
@@ -960,15 +956,57 @@ def schedule(batch: Batch) -> AgreementReport:
     return report
 
 
-def run_scheduled(batch_id: int) -> str:
-    """The Celery task's body: compute, or record the failure for the page."""
+def _in_flight(report: AgreementReport) -> bool:
+    """Queued or being computed, so not to be queued again: a worker holds its
+    lease, or it was asked for recently (a reaper re-queue drops the lease and
+    leaves `requested_at`: the reaper, not the next request, sees to it)."""
+    if report.status not in (JobStatus.PENDING, JobStatus.RUNNING):
+        return False
+    if report.lease_live():
+        return True
+    asked = report.requested_at
+    return asked is not None and timezone.now() - asked < STALE_REQUEST
+
+
+def run_scheduled(batch_id: int, *, holder: str = "") -> str:
+    """The Celery task's body: compute under a lease, or record the failure.
+
+    Takes the lease on the report's row while it computes (a heartbeat renews it);
+    a task delivered again finds the report current ("current") or leased by the
+    worker a reaper re-queued it to ("leased") and computes nothing."""
+    holder = holder or holder_name()
     batch = Batch.objects.get(pk=batch_id)
-    AgreementReport.objects.filter(batch=batch).update(status=JobStatus.RUNNING)
+    report = _take_lease(batch, holder)
+    if isinstance(report, str):
+        return report
     try:
-        compute(batch)
+        with Heartbeat(AgreementReport, report.pk, holder):
+            compute(batch)
     except Exception as error:
-        AgreementReport.objects.filter(batch=batch).update(
-            status=JobStatus.FAILED, error=f"{type(error).__name__}: {error}"
+        AgreementReport.objects.filter(pk=report.pk).update(
+            status=JobStatus.FAILED,
+            error=f"{type(error).__name__}: {error}",
+            lease_expires_at=None,
         )
         raise
     return "done"
+
+
+def _take_lease(batch: Batch, holder: str) -> AgreementReport | str:
+    """The report row, leased to `holder` and running; or why there is no work."""
+    with transaction.atomic():
+        report, _ = AgreementReport.objects.select_for_update().get_or_create(
+            batch=batch
+        )
+        if report.status == JobStatus.SUCCEEDED and report.fingerprint == fingerprint(
+            batch
+        ):
+            return "current"
+        if report.lease_live() and report.lease_holder != holder[:255]:
+            return "leased"
+        fields = {"status": JobStatus.RUNNING, "error": ""}
+        fields |= AgreementReport.lease_fields(holder, attempts=report.attempts)
+        for name, value in fields.items():
+            setattr(report, name, value)
+        report.save(update_fields=list(fields))
+    return report

@@ -16,6 +16,15 @@ a derivation that read older votes is never the last write: the one that reads
 after a vote waits for the earlier one's lock. Neither holds a dialogue lock while
 waiting for another, which keeps to the order in `annotation.labelling.queue` (dialogues, then
 what hangs off them).
+
+No lease and no job row (unlike imports, exports and agreement reports): a
+derivation is one transaction, so a worker killed mid-way writes nothing, and
+running it again is harmless. What it leaves undone is found by reading, not by a
+reaper: whoever needs the stored labels current (an export, the adjudication
+list) calls `refresh_batch`, which derives again whenever the batch's inputs stamp
+differs from the one its last `derive_batch` stored; a dialogue's row is derived
+again on its next vote; and the broker delivers the unacknowledged task again
+(`acks_late`) after its visibility timeout.
 """
 
 import hashlib

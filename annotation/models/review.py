@@ -9,18 +9,19 @@ from django.db.models import Count, Q
 from accounts.refusals import Conflict
 from annotation.models.batches import Batch
 from annotation.models.dialogues import Dialogue
-from annotation.models.jobs import JobStatus
+from annotation.models.jobs import JobStatus, Leased
 from annotation.models.labels import Label, LabelValue
 from taxonomy.models import Category
 
 
-class AgreementReport(models.Model):
+class AgreementReport(Leased):
     """A batch's agreement report (annotation.agreement.services), computed in Celery for large
     batches and kept until the batch changes.
 
     `fingerprint` sums up what the report reads (votes, their edits, decisions,
     dialogues, the batch's policy); a report whose fingerprint no longer matches the
-    batch is stale and is computed again on the next request.
+    batch is stale and is computed again on the next request. The worker computing
+    it holds its lease (`Leased`); a reaper queues it again when that worker is lost.
     """
 
     batch = models.OneToOneField(
