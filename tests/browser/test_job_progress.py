@@ -231,3 +231,52 @@ def test_the_jury_and_generation_pages_show_a_run_the_same_way(page, live_server
     assert "4 of 8 votes" in seen["run-running"]["text"]
     assert "b-judge: BackendError: connection refused" in seen["run-failed"]["text"]
     assert "1 / 4 finished" in seen["generation-running"]["text"]
+
+
+def test_a_requeued_import_says_so_on_its_page_and_a_lost_one_says_why(
+    page, live_server
+):
+    # given an import a reaper queued again after its worker was lost (a second
+    # worker reads it now), and one lost on its last attempt
+    from annotation.models.jobs import lost_text
+
+    LeadFactory(username="lena")
+    BatchFactory(name="moderation")
+    requeued = import_job(
+        "moderation",
+        status="running",
+        phase="reading",
+        rows_total=30000,
+        rows_read=12000,
+        started_at=timezone.now(),
+        attempts=2,
+    )
+    lost = import_job(
+        "moderation",
+        status="failed",
+        attempts=3,
+        errors=[{"line": None, "message": lost_text("default@gone:4242", 3)}],
+        error_count=1,
+        finished_at=timezone.now(),
+    )
+    log_in(page, live_server, "lena")
+
+    # when the lead opens each
+    again = panel(
+        page, live_server, f"/imports/{requeued.pk}/", "#import-progress", "requeued"
+    )
+    gone = panel(
+        page, live_server, f"/imports/{lost.pk}/", "#import-progress", "lost-worker"
+    )
+
+    # then the first says it was re-queued, next to its phase, and keeps its bar
+    assert again["text"].startswith(
+        "Running reading… re-queued after a worker was lost (attempt 2 of 3) · "
+        "into batch moderation"
+    )
+    assert (again["bar"], again["value"]) == ("progress wide", "40")
+    # and the second failed for the reaper's reason, not as a file to fix
+    assert (
+        "Nothing was written. The worker (default@gone:4242) was lost" in (gone["text"])
+    )
+    assert "Fix the file" not in gone["text"]
