@@ -45,6 +45,13 @@ API_MESSAGES = {
     409: "Conflict.",
     500: "Server error.",
 }
+API_CODES = {
+    400: "invalid",
+    403: "permission_denied",
+    404: "not_found",
+    409: "conflict",
+    500: "server_error",
+}
 
 
 def _is_api(request: HttpRequest) -> bool:
@@ -66,7 +73,9 @@ def error_response(
 ) -> HttpResponse:
     """The error page for `status`: JSON under /api/, else the app's layout."""
     if _is_api(request):
-        return JsonResponse({"detail": message or API_MESSAGES[status]}, status=status)
+        detail = message or API_MESSAGES[status]
+        body = {"detail": detail, "code": API_CODES.get(status, "error")}
+        return JsonResponse(body, status=status)
     context = {
         "status": status,
         "title": TITLES.get(status, TITLES[400]),
@@ -109,9 +118,19 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, ObjectDoesNotExist):
         return Response({"detail": "Not found.", "code": "not_found"}, status=404)
     response = drf_exception_handler(exc, context)
-    if isinstance(exc, Throttled) and response is not None:
+    if response is None:
+        return None
+    if isinstance(exc, Throttled):
         # DRF's 429 with its Retry-After header, in the shape of our errors.
         response.data = {"detail": str(exc.detail), "code": "throttled"}
+    elif isinstance(response.data, dict) and list(response.data) == ["detail"]:
+        # DRF's 401, 403, 404, 405, 415 and a body that is not JSON: {detail, code}
+        # like every other error (field errors keep their {field: [problem]}).
+        detail = response.data["detail"]
+        response.data = {
+            "detail": str(detail),
+            "code": getattr(detail, "code", "error"),
+        }
     return response
 
 

@@ -154,10 +154,13 @@ def test_the_api_answers_json_errors(
 
     assert missing.status_code == 404
     assert missing["Content-Type"] == "application/json"
-    assert missing.json() == {"detail": "Not found."}
+    assert missing.json() == {"detail": "Not found.", "code": "not_found"}
     assert refused.status_code == 403
     assert refused["Content-Type"] == "application/json"
-    assert refused.json() == {"detail": "Only leads and admins may do this."}
+    assert refused.json() == {
+        "detail": "Only leads and admins may do this.",
+        "code": "permission_denied",
+    }
 
 
 def test_a_server_error_is_a_page_of_the_app(lead: User, settings) -> None:
@@ -185,7 +188,7 @@ def test_the_api_answers_a_server_error_in_json(rf) -> None:
 
     assert response.status_code == 500
     assert response["Content-Type"] == "application/json"
-    assert response.content == b'{"detail": "Server error."}'
+    assert response.content == (b'{"detail": "Server error.", "code": "server_error"}')
 
 
 def test_a_page_of_a_batch_that_does_not_exist_says_which(lead_client: Client) -> None:

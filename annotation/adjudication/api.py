@@ -10,15 +10,17 @@ lead who decided first, with the refused input returned as it was sent.
 from dataclasses import asdict
 from typing import Any, cast
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api_schema import HAS_TEXT, ErrorOut, PageIn, errors
 from accounts.models import User
 from accounts.permissions import IsLead
+from accounts.refusals import NotFound
 from annotation.adjudication.forms import DECISION_REASONS
 from annotation.adjudication.services import (
     REASONS,
@@ -54,10 +56,6 @@ def _conflict(error: AdjudicationConflict) -> Response:
         "categories": list(error.submitted.categories)
     }
     return Response(body, status=error.status)
-
-
-def _not_found(what: str) -> Response:
-    return Response({"detail": what}, status=status.HTTP_404_NOT_FOUND)
 
 
 # --- output ---------------------------------------------------------------------------
@@ -245,6 +243,11 @@ class DecidedOut(serializers.Serializer):
     final_label = FinalLabelOut(allow_null=True)
 
 
+class ConflictOut(ErrorOut):
+    current = AdjudicationOut(allow_null=True)
+    submitted = serializers.DictField(help_text="The decision as it was sent.")
+
+
 class AcceptedOut(serializers.Serializer):
     batch = serializers.CharField()
     accepted = serializers.IntegerField()
@@ -253,10 +256,14 @@ class AcceptedOut(serializers.Serializer):
 # --- input ----------------------------------------------------------------------------
 
 
-class QueueQueryIn(serializers.Serializer):
-    batch = serializers.CharField(required=False, help_text="A batch name.")
+class QueueQueryIn(PageIn):
+    batch = serializers.CharField(
+        required=False, validators=[HAS_TEXT], help_text="A batch name."
+    )
     category = serializers.CharField(
-        required=False, help_text="A category name of the final label."
+        required=False,
+        validators=[HAS_TEXT],
+        help_text="A category name of the final label.",
     )
     reason = serializers.ChoiceField(choices=REASONS, required=False)
     include_incomplete = serializers.BooleanField(
@@ -267,8 +274,8 @@ class QueueQueryIn(serializers.Serializer):
 
     def validate_batch(self, name: str) -> Batch:
         batch = Batch.objects.filter(name=name).first()
-        if batch is None:
-            raise serializers.ValidationError(f"no batch named {name!r}")
+        if batch is None:  # a name, as in a path: 404 (a refusal, not a field error)
+            raise NotFound(f"no batch named {name!r}")
         return batch
 
 
@@ -282,7 +289,9 @@ class DecisionInSerializer(serializers.Serializer):
         help_text="Empty leaves the response to the rules of DESIGN section 3.",
     )
     categories = serializers.ListField(
-        child=serializers.CharField(max_length=100), required=False, default=list
+        child=serializers.CharField(max_length=100, validators=[HAS_TEXT]),
+        required=False,
+        default=list,
     )
     confidence = serializers.ChoiceField(choices=Confidence.choices)
     reason = serializers.ChoiceField(choices=DECISION_REASONS)
@@ -319,12 +328,9 @@ class QueueView(APIView):
     permission_classes = [IsLead]
 
     @extend_schema(
-        parameters=[
-            QueueQueryIn,
-            OpenApiParameter("limit", int, description="Items per page (100)."),
-            OpenApiParameter("offset", int, description="Items to skip."),
-        ],
-        responses=QueuePageOut,
+        parameters=[QueueQueryIn],
+        responses={200: QueuePageOut, **errors(404)},
+        description="404: no batch has the name `batch`.",
     )
     def get(self, request: Request) -> Response:
         """The dialogues that need a lead, lowest agreement first (`limit`, `offset`)."""
@@ -367,13 +373,13 @@ class QueueView(APIView):
 class CaseView(APIView):
     permission_classes = [IsLead]
 
-    @extend_schema(responses={200: CaseOut, 404: OpenApiResponse(description="None")})
+    @extend_schema(responses=CaseOut)
     def get(self, request: Request, dialogue_id: int) -> Response:
         """The dialogue with every vote, the jury's decisions, open flags, the
         decision history and the final label."""
         case = dialogue_case(dialogue_id)
         if case is None:
-            return _not_found("No such dialogue.")
+            raise NotFound("No such dialogue.")
         data = {
             "dialogue": case.dialogue,
             "version": case.version,
@@ -391,18 +397,17 @@ class CaseView(APIView):
         request=DecisionInSerializer,
         responses={
             201: DecidedOut,
-            400: OpenApiResponse(description="The fields' problems, by field"),
-            404: OpenApiResponse(description="No such dialogue"),
             409: OpenApiResponse(
+                ConflictOut,
                 description="Decided by another lead (named), or changed since "
-                "expected_version; `submitted` returns the input"
+                "expected_version; `submitted` returns the input",
             ),
         },
     )
     def post(self, request: Request, dialogue_id: int) -> Response:
         """Decide the dialogue's final labels."""
         if not Dialogue.objects.filter(pk=dialogue_id).exists():
-            return _not_found("No such dialogue.")
+            raise NotFound("No such dialogue.")
         incoming = DecisionInSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         try:
@@ -427,14 +432,13 @@ class ReopenView(APIView):
         request=None,
         responses={
             200: AdjudicationOut,
-            404: OpenApiResponse(description="No such dialogue"),
-            409: OpenApiResponse(description="No decision in force"),
+            409: OpenApiResponse(ErrorOut, description="No decision in force"),
         },
     )
     def post(self, request: Request, dialogue_id: int) -> Response:
         """Take the decision in force back (it stays in the history)."""
         if not Dialogue.objects.filter(pk=dialogue_id).exists():
-            return _not_found("No such dialogue.")
+            raise NotFound("No such dialogue.")
         reopened = reopen(dialogue_id=dialogue_id, lead=cast(User, request.user))
         return Response(AdjudicationOut(reopened).data)
 
@@ -444,12 +448,12 @@ class AcceptUnanimousView(APIView):
 
     @extend_schema(
         request=None,
-        responses={200: AcceptedOut, 404: OpenApiResponse(description="No batch")},
+        responses=AcceptedOut,
     )
     def post(self, request: Request, name: str) -> Response:
         """Accept every unanimous, undecided dialogue of the batch as labelled."""
         batch = Batch.objects.select_related("taxonomy").filter(name=name).first()
         if batch is None:
-            return _not_found(f"no batch named {name!r}")
+            raise NotFound(f"no batch named {name!r}")
         accepted = accept_unanimous(batch=batch, lead=cast(User, request.user))
         return Response(AcceptedOut({"batch": batch.name, "accepted": accepted}).data)

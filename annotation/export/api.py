@@ -11,7 +11,7 @@ from django import forms
 from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.negotiation import BaseContentNegotiation
@@ -21,8 +21,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api_schema import HAS_TEXT, ErrorOut, PageIn, UploadField
 from accounts.models import User
 from accounts.permissions import IsLead
+from accounts.refusals import NotFound
 from annotation.export.forms import (
     check_topic_upload,
     start_export_from,
@@ -93,7 +95,11 @@ class ExportPageOut(serializers.Serializer):
 
 
 class ExportIn(serializers.Serializer):
-    batches = serializers.ListField(child=serializers.CharField(max_length=100))
+    batches = serializers.ListField(
+        child=serializers.CharField(max_length=100, validators=[HAS_TEXT]),
+        min_length=1,
+        error_messages={"min_length": "choose at least one batch"},
+    )
     seed = serializers.IntegerField(min_value=0, default=0)
     ratios = serializers.ListField(
         child=serializers.FloatField(),
@@ -108,7 +114,7 @@ class ExportIn(serializers.Serializer):
         help_text="Empty: each batch's own policy.",
     )
     include_refusals = serializers.BooleanField(default=True)
-    topic_file = serializers.FileField(
+    topic_file = UploadField(
         required=False,
         help_text="A CantTalkAboutThis JSON or JSONL file (multipart requests only).",
     )
@@ -127,14 +133,12 @@ class ExportListView(APIView):
 
     @extend_schema(
         operation_id="v1_exports_list",
-        parameters=[
-            OpenApiParameter("limit", int, description="Items per page (100)."),
-            OpenApiParameter("offset", int, description="Items to skip."),
-        ],
+        parameters=[PageIn],
         responses=ExportPageOut,
     )
     def get(self, request: Request) -> Response:
         """Snapshots, newest first (leads and admins)."""
+        PageIn(data=request.query_params).is_valid(raise_exception=True)
         snapshots = ExportSnapshot.objects.select_related("created_by")
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(snapshots, request, view=self) or []
@@ -145,8 +149,6 @@ class ExportListView(APIView):
         request={"application/json": ExportIn, "multipart/form-data": ExportIn},
         responses={
             201: ExportOut,
-            400: OpenApiResponse(description="{parameter: [problem]}"),
-            403: OpenApiResponse(description="Only admins may start exports."),
         },
     )
     def post(self, request: Request) -> Response:
@@ -176,9 +178,7 @@ class ExportListView(APIView):
 class ExportDetailView(APIView):
     permission_classes = [IsLead]
 
-    @extend_schema(
-        responses={200: ExportOut, 404: OpenApiResponse(description="No such export.")}
-    )
+    @extend_schema(responses={200: ExportOut})
     def get(self, request: Request, pk: int) -> Response:
         """One snapshot: its status, phase and percent while it runs; its counts,
         errors and `download_url` once finished."""
@@ -186,9 +186,7 @@ class ExportDetailView(APIView):
             ExportSnapshot.objects.select_related("created_by").filter(pk=pk).first()
         )
         if snapshot is None:
-            return Response(
-                {"detail": "No such export."}, status=status.HTTP_404_NOT_FOUND
-            )
+            raise NotFound("No such export.")
         return Response(ExportOut(snapshot, context={"request": request}).data)
 
 
@@ -212,14 +210,14 @@ class ExportDownloadView(APIView):
     @extend_schema(
         responses={
             (200, "application/zip"): OpenApiTypes.BINARY,
-            404: OpenApiResponse(description="No such export, or not written yet."),
+            404: OpenApiResponse(
+                ErrorOut, description="No such export, or not written yet."
+            ),
         }
     )
     def get(self, request: Request, pk: int) -> FileResponse | Response:
         """The snapshot's zip; 404 until the export has succeeded."""
         snapshot = ExportSnapshot.objects.filter(pk=pk).first()
         if snapshot is None:
-            return Response(
-                {"detail": "No such export."}, status=status.HTTP_404_NOT_FOUND
-            )
+            raise NotFound("No such export.")
         return zip_response(snapshot)

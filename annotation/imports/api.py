@@ -10,8 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api_schema import HAS_TEXT, UploadField
 from accounts.models import User
 from accounts.permissions import IsLead
+from accounts.refusals import NotFound
 from annotation.imports.forms import ImportForm
 from annotation.imports.jobs import start_import
 from annotation.models import ImportJob
@@ -45,8 +47,8 @@ class ImportJobOut(serializers.ModelSerializer):
 
 
 class ImportIn(serializers.Serializer):
-    file = serializers.FileField()
-    batch = serializers.CharField(max_length=100)
+    file = UploadField()
+    batch = serializers.CharField(max_length=100, validators=[HAS_TEXT])
     kind = serializers.ChoiceField(choices=["dialogues", "labels"], default="dialogues")
     format = serializers.CharField(required=False, allow_blank=True, default="")
     create_batch = serializers.BooleanField(default=False)
@@ -62,7 +64,9 @@ class ImportCreateView(APIView):
     permission_classes = [IsLead]
     parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(request=ImportIn, responses={202: ImportJobOut})
+    @extend_schema(
+        request={"multipart/form-data": ImportIn}, responses={202: ImportJobOut}
+    )
     def post(self, request: Request) -> Response:
         incoming = ImportIn(data=request.data)
         incoming.is_valid(raise_exception=True)
@@ -85,7 +89,5 @@ class ImportDetailView(APIView):
     def get(self, request: Request, pk: int) -> Response:
         job = ImportJob.objects.filter(pk=pk).first()
         if job is None:
-            return Response(
-                {"detail": "No such import."}, status=status.HTTP_404_NOT_FOUND
-            )
+            raise NotFound("No such import.")
         return Response(ImportJobOut(job).data)

@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api_schema import HAS_TEXT, errors
 from accounts.models import User
 from annotation.labelling.progress import my_progress
 from annotation.labelling.queue import (
@@ -94,7 +95,6 @@ class QueueNextView(APIView):
         responses={
             200: NextOut,
             204: OpenApiResponse(description="Nothing left to label"),
-            403: OpenApiResponse(description="Content warning not acknowledged"),
         },
     )
     def post(self, request: Request) -> Response:
@@ -119,7 +119,9 @@ class VoteFields(serializers.Serializer):
         choices=LabelValue.choices, required=False, allow_null=True, default=None
     )
     categories = serializers.ListField(
-        child=serializers.CharField(max_length=100), required=False, default=list
+        child=serializers.CharField(max_length=100, validators=[HAS_TEXT]),
+        required=False,
+        default=list,
     )
     other_text = serializers.CharField(required=False, allow_blank=True, default="")
     comment = serializers.CharField(required=False, allow_blank=True, default="")
@@ -181,7 +183,12 @@ class LabelListCreateView(APIView):
         )
         return Response(LabelOut(labels, many=True).data)
 
-    @extend_schema(request=LabelIn, responses={201: LabelOut})
+    @extend_schema(
+        request=LabelIn,
+        responses={201: LabelOut, **errors(404, 409)},
+        description="404: no such dialogue; 409: not reserved for me, already "
+        "labelled, or adjudicated.",
+    )
     def post(self, request: Request) -> Response:
         incoming = LabelIn(data=request.data)
         incoming.is_valid(raise_exception=True)
@@ -197,7 +204,11 @@ class LabelListCreateView(APIView):
 class LabelEditView(APIView):
     permission_classes = WORKSPACE
 
-    @extend_schema(request=VoteFields, responses={200: LabelOut})
+    @extend_schema(
+        request=VoteFields,
+        responses={200: LabelOut, **errors(409)},
+        description="409: someone else's label, or the dialogue is adjudicated.",
+    )
     def put(self, request: Request, pk: int) -> Response:
         """Change my own vote (kept in its history) until the dialogue is adjudicated."""
         incoming = VoteFields(data=request.data)
@@ -219,7 +230,8 @@ class SkipView(APIView):
     permission_classes = WORKSPACE
 
     @extend_schema(
-        request=SkipIn, responses={200: OpenApiResponse(description="Skipped")}
+        request=SkipIn,
+        responses={200: OpenApiResponse(description="Skipped"), **errors(404, 409)},
     )
     def post(self, request: Request) -> Response:
         incoming = SkipIn(data=request.data)
@@ -242,7 +254,8 @@ class FlagView(APIView):
     permission_classes = WORKSPACE
 
     @extend_schema(
-        request=FlagIn, responses={201: OpenApiResponse(description="Flagged")}
+        request=FlagIn,
+        responses={201: OpenApiResponse(description="Flagged"), **errors(404, 409)},
     )
     def post(self, request: Request) -> Response:
         incoming = FlagIn(data=request.data)

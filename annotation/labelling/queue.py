@@ -50,7 +50,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.refusals import Conflict
+from accounts.refusals import Conflict, NotFound
 from annotation.final_labels.services import recompute_later
 from annotation.models import (
     Assignment,
@@ -502,7 +502,7 @@ def submit_label(
     try:
         dialogue = _locked_dialogue(dialogue_id)
     except Dialogue.DoesNotExist:
-        raise NotReserved("No such dialogue is reserved for you.") from None
+        raise NotFound("No such dialogue.") from None
     _require_assignment(annotator, dialogue.batch)
     if dialogue.is_adjudicated:
         raise NotEditable(
@@ -634,6 +634,8 @@ def edit_label(*, annotator: User, label_id: int, vote: VoteIn) -> Label:
         .first()
     )
     if label is None:
+        if not Label.objects.filter(pk=label_id).exists():
+            raise NotFound("No such label.")
         raise NotEditable("No such label of yours.")
     if label.dialogue.is_adjudicated:
         raise NotEditable("A lead has adjudicated this dialogue; its votes are final.")

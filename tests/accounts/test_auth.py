@@ -231,7 +231,10 @@ def test_the_lead_only_api_refuses_annotators_and_anonymous_users(
     # then
     assert anonymous.status_code == 401
     assert as_annotator.status_code == 403
-    assert as_annotator.json() == {"detail": "Only leads and admins may do this."}
+    assert as_annotator.json() == {
+        "detail": "Only leads and admins may do this.",
+        "code": "permission_denied",
+    }
 
 
 def test_the_lead_only_api_lets_a_lead_through(lead_client: Client) -> None:
@@ -240,7 +243,7 @@ def test_the_lead_only_api_lets_a_lead_through(lead_client: Client) -> None:
 
     # then: past the permission check, to the lookup
     assert response.status_code == 404
-    assert response.json() == {"detail": "No such import."}
+    assert response.json() == {"detail": "No such import.", "code": "not_found"}
 
 
 # --- Django admin --------------------------------------------------------------------

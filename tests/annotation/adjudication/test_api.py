@@ -139,14 +139,19 @@ def test_dialogues_waiting_for_votes_are_counted_and_listed_when_asked(
     assert widened["waiting_for_votes"] == 0
 
 
-def test_unknown_filters_are_400(lena: APIClient, batch: Batch):
-    response = lena.get(f"{API}/adjudication", {"batch": "nope", "reason": "boring"})
+def test_an_unknown_reason_is_400_and_an_unknown_batch_404(
+    lena: APIClient, batch: Batch
+):
+    reason = lena.get(f"{API}/adjudication", {"reason": "boring", "offset": "null"})
+    named = lena.get(f"{API}/adjudication", {"batch": "nope"})
 
-    assert response.status_code == 400
-    assert response.json() == {
-        "batch": ["no batch named 'nope'"],
+    assert reason.status_code == 400
+    assert reason.json() == {
+        "offset": ["A valid integer is required."],
         "reason": ['"boring" is not a valid choice.'],
     }
+    assert named.status_code == 404
+    assert named.json() == {"detail": "no batch named 'nope'", "code": "not_found"}
 
 
 # --- one dialogue -------------------------------------------------------------------

@@ -83,7 +83,10 @@ def test_leads_list_exports_but_may_not_start_one(lena: APIClient, queued: list[
     assert listing.json()["count"] == 1
     assert [e["id"] for e in listing.json()["results"]] == [earlier.pk]
     assert started.status_code == 403
-    assert started.json() == {"detail": "Only admins may start exports."}
+    assert started.json() == {
+        "detail": "Only admins may start exports.",
+        "code": "permission_denied",
+    }
     assert ExportSnapshot.objects.count() == 1
     assert queued == []
 
@@ -300,3 +303,18 @@ def test_the_schema_documents_the_export_calls(lena: APIClient):
     assert set(schema["paths"]["/api/v1/exports"]) == {"get", "post"}
     assert set(schema["paths"]["/api/v1/exports/{id}"]) == {"get"}
     assert set(schema["paths"]["/api/v1/exports/{id}/download"]) == {"get"}
+
+
+@pytest.mark.parametrize("query", ["offset=null", "limit=0", "limit=x", "offset=-1"])
+def test_a_page_that_is_not_a_number_is_400(lena: APIClient, query: str):
+    # DRF's paginator read `?offset=null` as 0; the schema says an integer
+    response = lena.get(f"{API}/exports?{query}")
+
+    assert response.status_code == 400
+    assert list(response.json()) == [query.split("=")[0]]
+
+
+def test_unknown_exports_answer_the_api_error_shape(lena: APIClient):
+    response = lena.get(f"{API}/exports/424242")
+
+    assert response.json() == {"detail": "No such export.", "code": "not_found"}

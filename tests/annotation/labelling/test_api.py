@@ -687,3 +687,20 @@ def test_the_schema_describes_the_queue(batch: Batch):
         "/api/v1/me/progress",
     ):
         assert path in schema["paths"], path
+
+
+def test_voting_on_or_editing_an_unknown_id_is_a_json_404(batch: Batch):
+    # given ids that name no dialogue and no label
+    client = _client(_person("ann", batch))
+    missing = max(batch.dialogues.values_list("pk", flat=True)) + 1000
+
+    # when a vote is sent for the one and an edit for the other
+    vote = client.post(f"{API}/labels", {"dialogue": missing, "label": "safe"})
+    edit = client.put(f"{API}/labels/{missing}", {"label": "safe"})
+
+    # then both are 404 in the API's error shape, and nothing is written
+    assert vote.status_code == 404
+    assert vote.json() == {"detail": "No such dialogue.", "code": "not_found"}
+    assert edit.status_code == 404
+    assert edit.json() == {"detail": "No such label.", "code": "not_found"}
+    assert Label.objects.count() == 0

@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.refusals import NotFound
 from annotation.labelling.queue import (
     MAX_TIME_SPENT_MS,
     AlreadyLabelled,
@@ -401,10 +402,12 @@ def test_a_vote_on_a_dialogue_not_reserved_for_one_is_refused():
     bos = _reserve(bo).dialogue_id
     free = batch.dialogues.exclude(pk=bos).get().pk
 
-    # when ann votes on either, or on a dialogue that does not exist
-    for dialogue_id in (bos, free, 10**9):
+    # when ann votes on either (or on a dialogue that does not exist: not found)
+    for dialogue_id in (bos, free):
         with pytest.raises(NotReserved):
             submit_label(annotator=ann, dialogue_id=dialogue_id, vote=SAFE)
+    with pytest.raises(NotFound):
+        submit_label(annotator=ann, dialogue_id=10**9, vote=SAFE)
 
     # then no vote was written and claimed is unchanged
     assert Label.objects.count() == 0
