@@ -181,7 +181,7 @@ def test_lead_marks_gold_the_annotator_labels_it_and_the_gold_page_scores_her(
     work.keyboard.press("a")
     work.keyboard.press("Control+Enter")
     work.wait_for_function(
-        f"document.querySelector('#workspace').dataset.dialogue !== '{gold.pk}'"
+        f"() => document.querySelector('#workspace').dataset.dialogue !== '{gold.pk}'"
     )
     vote = Label.objects.get(dialogue=gold, annotator=anna)
     assert (vote.kind, vote.label) == ("human", "unsafe")

@@ -187,7 +187,7 @@ def test_the_new_run_form_disables_what_cannot_run_and_counts_what_waits(
 
     # then the count follows without a reload
     page.wait_for_function(
-        "document.querySelector('#scope-summary').innerText.startsWith('5 ')"
+        "() => document.querySelector('#scope-summary').innerText.startsWith('5 ')"
     )
     assert summary.inner_text() == (
         "5 dialogues to judge in round-7. 3 included although still waiting for "
@@ -260,7 +260,8 @@ def test_a_run_page_says_it_waits_for_a_worker_then_how_fast_it_runs(
     # and the votes so far show in the table without a reload
     safe = page.locator("#run-results tbody .badge.safe")
     page.wait_for_function(
-        "document.querySelectorAll('#run-results tbody .badge.safe').length === 12"
+        "() => document.querySelectorAll('#run-results tbody .badge.safe').length"
+        " === 12"
     )
     assert safe.count() == 12
     screenshot(page, "jury-run-running")
@@ -272,5 +273,5 @@ def test_a_run_page_says_it_waits_for_a_worker_then_how_fast_it_runs(
     page.wait_for_selector('#run-progress[data-state="done"]')
     assert page.locator("#run-progress").get_attribute("hx-trigger") is None
     page.wait_for_function(
-        "!document.querySelector('#run-results').hasAttribute('hx-trigger')"
+        "() => !document.querySelector('#run-results').hasAttribute('hx-trigger')"
     )

@@ -43,7 +43,7 @@ def open_workspace(page, live_server, n: int = 3, **batch_fields) -> None:
 
 def wait_for_editing(page) -> None:
     page.locator(".editing-note").wait_for()
-    page.wait_for_function("document.activeElement.id === 'vote-form'")
+    page.wait_for_function("() => document.activeElement.id === 'vote-form'")
 
 
 def test_undo_then_a_letter_ticks_a_category_and_never_types_into_other(
@@ -222,7 +222,7 @@ def test_a_dialog_backdrop_covers_the_footer_too(page, live_server, opener):
     # when the skip dialog or the key list opens
     page.keyboard.press(opener)
     page.wait_for_function(
-        "document.querySelector('dialog[open], .overlay:not([hidden])')"
+        "() => document.querySelector('dialog[open], .overlay:not([hidden])')"
     )
 
     # then the whole page is dimmed, the footer too, in a full-page screenshot
