@@ -24,7 +24,6 @@ from django.utils import timezone
 
 from annotation.imports.jobs import queue_import_file
 from annotation.models import Dialogue, ImportJob, Label, VoteKind
-from jury.backends import clear_backends
 from jury.models import (
     Backend,
     Judge,
@@ -44,7 +43,6 @@ from tests.jury.conftest import (
     broker_url,
     database_url,
 )
-from tests.jury.scripted_server import scripted_server
 
 pytestmark = pytest.mark.xdist_group("lost-worker")
 
@@ -53,14 +51,6 @@ REAPER = 2
 LEASES = {"AEGIS_JOB_LEASE_SECONDS": str(LEASE), "AEGIS_REAPER_SECONDS": str(REAPER)}
 # A worker's start (Django, the broker) on two busy cores, on top of lease + period.
 START = 40
-
-
-@pytest.fixture
-def endpoint() -> Iterator[str]:
-    clear_backends()
-    with scripted_server() as (url, _):
-        yield url
-    clear_backends()
 
 
 @pytest.fixture

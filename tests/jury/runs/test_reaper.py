@@ -7,7 +7,6 @@ import json
 import os
 import socket
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -16,7 +15,6 @@ from django.utils import timezone
 
 from annotation import enqueue
 from annotation.models import ImportJob, Label
-from jury.backends import clear_backends
 from jury.generation.services import reap_lost_generation
 from jury.models import (
     Backend,
@@ -39,17 +37,8 @@ from jury.runs.services import (
     start_run,
 )
 from tests.factories import BatchFactory, DialogueFactory
-from tests.jury.scripted_server import scripted_server
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def endpoint() -> Iterator[str]:
-    clear_backends()
-    with scripted_server() as (url, _):
-        yield url
-    clear_backends()
 
 
 @pytest.fixture

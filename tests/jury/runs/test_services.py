@@ -7,14 +7,12 @@ server (tests/jury/scripted_server.py); the real model runs in test_worker_e2e.p
 import io
 import json
 import os
-from collections.abc import Iterator
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from annotation.models import JuryDecision, Label, LabelCategory
-from jury.backends import clear_backends
 from jury.models import Backend, Judge, JuryRun, RunJudgeState, RunStatus, Scope
 from jury.runs.services import (
     RunError,
@@ -31,17 +29,8 @@ from jury.runs.services import (
 )
 from jury.runs.state import Waiting
 from tests.factories import BatchFactory, DialogueFactory, LabelFactory
-from tests.jury.scripted_server import scripted_server
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def endpoint() -> Iterator[str]:
-    clear_backends()
-    with scripted_server() as (url, _):
-        yield url
-    clear_backends()
 
 
 def judge(name: str, script: str, endpoint: str) -> Judge:
