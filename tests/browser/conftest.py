@@ -55,7 +55,9 @@ def log_in(
     password: str | None = None,
 ) -> None:
     """Log in on the login page as a person would; wait until `lands_on` opens
-    (None: until the page after the login has loaded)."""
+    (None: until the browser has left the login page and the next page has loaded;
+    waiting only for the network to be idle could return before the form was sent,
+    and the next navigation would cancel the login)."""
     from tests.factories import PASSWORD
 
     page.goto(f"{live_server.url}/accounts/login/")
@@ -63,6 +65,7 @@ def log_in(
     page.get_by_label("Password").fill(password or PASSWORD)
     page.keyboard.press("Enter")
     if lands_on is None:
+        page.wait_for_url(lambda url: "/accounts/login/" not in url)
         page.wait_for_load_state("networkidle")
     else:
         page.wait_for_url(f"{live_server.url}{lands_on}")

@@ -70,6 +70,8 @@ def crawl(page: Any, base: str, start: list[str]) -> dict[str, list[str]]:
         console.clear()
         response = page.goto(base + path)
         page.wait_for_load_state("networkidle")
+        # a page that sends the person back to the login page was not seen
+        assert "/accounts/login/" not in page.url, f"logged out at {path}"
         events = page.evaluate("window.__csp || []")
         found[path] = [*console, *events]
         if response is None or not response.ok:
