@@ -34,7 +34,6 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q
@@ -414,14 +413,8 @@ def reap_lost_generation(*, now: datetime | None = None) -> int:
                 attempts=lost.attempts + 1, lease_expires_at=None
             )
             run = GenerationRun.objects.select_related("generator").get(pk=run_id)
-            transaction.on_commit(
-                partial(
-                    enqueue.send,
-                    "jury.generate_chunk",
-                    run_id,
-                    ids,
-                    queue=run.generator.queue_name,
-                )
+            enqueue.later(
+                "jury.generate_chunk", run_id, ids, queue=run.generator.queue_name
             )
     return len(run_ids)
 

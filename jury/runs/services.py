@@ -7,7 +7,6 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -442,15 +441,12 @@ def _requeue(chunk: RunChunk) -> None:
     RunJudgeState.objects.filter(
         run_id=chunk.run_id, judge_id=chunk.judge_id, attempts__lt=attempt
     ).update(attempts=attempt)
-    transaction.on_commit(
-        partial(
-            enqueue.send,
-            "jury.judge_chunk",
-            chunk.run_id,
-            chunk.judge_id,
-            list(chunk.dialogue_ids),
-            queue=chunk.judge.queue_name,
-        )
+    enqueue.later(
+        "jury.judge_chunk",
+        chunk.run_id,
+        chunk.judge_id,
+        list(chunk.dialogue_ids),
+        queue=chunk.judge.queue_name,
     )
 
 
